@@ -1,0 +1,46 @@
+"""The ``neuript`` command. Thin: it parses arguments and calls the layers below.
+
+Each group of verbs lives in its own module and registers itself on :data:`app`.
+"""
+
+from __future__ import annotations
+
+import importlib
+
+import typer
+
+app = typer.Typer(
+    name="neuript",
+    help="NeurIPT EEG foundation model: prepare data, pretrain, fine-tune, evaluate, predict.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_show_locals=False,
+)
+
+# Modules that add verbs to `app`. A module that is missing (not written yet) is skipped.
+_VERB_MODULES = ("neuript.cli.data", "neuript.cli.train", "neuript.cli.demo")
+
+
+@app.callback()
+def _root() -> None:
+    """NeurIPT EEG foundation model: prepare data, pretrain, fine-tune, evaluate, predict."""
+
+
+def _register() -> None:
+    for name in _VERB_MODULES:
+        try:
+            module = importlib.import_module(name)
+        except ModuleNotFoundError as err:
+            if err.name == name:
+                continue
+            raise
+        module.register(app)
+
+
+def main() -> None:
+    _register()
+    app()
+
+
+if __name__ == "__main__":
+    main()
