@@ -1,0 +1,308 @@
+"""Benchmark report writer: ``report.json`` (complete, machine-readable) + ``report.md`` (human summary).
+
+Expected layout of ``results`` (the caller assembles it; unknown extra keys are kept in the JSON)::
+
+    {
+        "task": "binary" | "multiclass",          # optional; inferred from the metric names if absent
+        "dataset": "eegmat",                      # optional, shown in the markdown header
+        "model": "neuript_base",                  # optional, shown in the markdown header
+        "per_seed": {0: {...metrics...}, 1: {...}},   # or [{"seed": 0, **metrics}, ...]
+        "aggregate": {name: {"mean", "std", "n", "values"}},  # optional; computed from per_seed if absent
+        "provenance": {"config": ..., "versions": ..., "data_fingerprint": ..., "seeds": [...]},
+    }
+
+Metric dicts are the outputs of :func:`neuript.evaluate.metrics.compute_metrics` (fractions). The markdown
+renders them as mean ± std in percent. Both files are written atomically (temporary file + ``os.replace``).
+The JSON is strict: ``nan``/``inf`` become ``null``, numpy types become Python types.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as _dt
+import json
+import math
+import numbers
+import os
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from neuript.evaluate._io import atomic_write_text
+from neuript.evaluate.metrics import (
+    BINARY_METRICS,
+    METRIC_DISPLAY_NAMES,
+    MULTICLASS_METRICS,
+    _ordered_metric_names,
+    aggregate,
+)
+
+__all__ = ["JSON_NAME", "MD_NAME", "to_jsonable", "write_report"]
+
+JSON_NAME = "report.json"
+MD_NAME = "report.md"
+
+#: Metrics stored as fractions and rendered in percent. Everything else is rendered as a plain number.
+PERCENT_METRICS: frozenset[str] = frozenset({*BINARY_METRICS, *MULTICLASS_METRICS, "accuracy"})
+#: Bookkeeping scalars that are kept in the JSON but left out of the markdown summary table.
+_NOT_IN_SUMMARY: frozenset[str] = frozenset({"n_samples"})
+
+
+def to_jsonable(obj: Any) -> Any:
+    """Convert ``obj`` into something :func:`json.dumps` accepts with ``allow_nan=False``.
+
+    Non-finite floats become ``None`` (JSON ``null``); numpy scalars/arrays, tuples and sets become Python
+    numbers/lists; mapping keys become strings; paths, datetimes and dataclasses are converted; any other
+    object falls back to ``str(obj)`` so provenance never makes the report fail.
+    """
+    if obj is None or isinstance(obj, (str, bool)):
+        return obj
+    if isinstance(obj, np.bool_):
+        return bool(obj)
+    if isinstance(obj, numbers.Integral):
+        return int(obj)
+    if isinstance(obj, numbers.Real):
+        f = float(obj)
+        return f if math.isfinite(f) else None
+    if isinstance(obj, np.ndarray):
+        return to_jsonable(obj.tolist())
+    if isinstance(obj, Mapping):
+        return {str(k): to_jsonable(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [to_jsonable(v) for v in obj]
+    if isinstance(obj, (set, frozenset)):
+        return sorted((to_jsonable(v) for v in obj), key=repr)
+    if isinstance(obj, os.PathLike):
+        return os.fspath(obj)
+    if isinstance(obj, (_dt.datetime, _dt.date)):
+        return obj.isoformat()
+    if dataclasses.is_dataclass(obj) and not isinstance(obj, type):
+        return to_jsonable(dataclasses.asdict(obj))
+    if hasattr(obj, "to_dict"):
+        try:
+            return to_jsonable(obj.to_dict())
+        except Exception:  # noqa: BLE001 - provenance must never break the report
+            pass
+    if hasattr(obj, "tolist"):  # torch tensors, numpy-likes
+        try:
+            return to_jsonable(obj.tolist())
+        except Exception:  # noqa: BLE001
+            pass
+    return str(obj)
+
+
+def _per_seed_items(per_seed: Any) -> list[tuple[str, Mapping[str, Any]]]:
+    """Normalise ``per_seed`` (mapping seed -> metrics, or list of dicts with a ``seed`` key) to pairs."""
+    if per_seed is None:
+        return []
+    if isinstance(per_seed, Mapping):
+        return [(str(k), v) for k, v in per_seed.items()]
+    items = []
+    for i, d in enumerate(per_seed):
+        if not isinstance(d, Mapping):
+            raise TypeError(f"per_seed[{i}] must be a mapping of metrics, got {type(d).__name__}")
+        seed = d.get("seed", i)
+        items.append((str(seed), {k: v for k, v in d.items() if k != "seed"}))
+    return items
+
+
+def _infer_task(names: Sequence[str]) -> str | None:
+    if any(n in names for n in ("auroc", "auc_pr")):
+        return "binary"
+    if any(n in names for n in ("cohen_kappa", "f1_weighted")):
+        return "multiclass"
+    return None
+
+
+def _fmt_value(name: str, value: Any, *, decimals: int) -> str:
+    if value is None or not isinstance(value, numbers.Real) or not math.isfinite(float(value)):
+        return "n/a"
+    v = float(value)
+    if name in PERCENT_METRICS:
+        return f"{100 * v:.{decimals}f}"
+    if float(v).is_integer():
+        return str(int(v))
+    return f"{v:.4g}"
+
+
+def _fmt_mean_std(name: str, agg: Mapping[str, Any], *, decimals: int) -> str:
+    mean = agg.get("mean")
+    std = agg.get("std")
+    m = _fmt_value(name, mean, decimals=decimals)
+    if m == "n/a":
+        return m
+    s = _fmt_value(name, std, decimals=decimals)
+    return m if s == "n/a" else f"{m} ± {s}"
+
+
+def _fmt_paper(value: Any, *, decimals: int) -> str:
+    """Paper numbers are given in percent: a float, a (mean, std) pair or a {"mean", "std"} mapping."""
+    if isinstance(value, Mapping):
+        mean, std = value.get("mean"), value.get("std")
+    elif isinstance(value, (list, tuple)) and len(value) == 2:
+        mean, std = value
+    else:
+        mean, std = value, None
+    if mean is None or not isinstance(mean, numbers.Real) or not math.isfinite(float(mean)):
+        return "n/a"
+    out = f"{float(mean):.{decimals}f}"
+    if isinstance(std, numbers.Real) and math.isfinite(float(std)):
+        out += f" ± {float(std):.{decimals}f}"
+    return out
+
+
+def _md_escape(text: Any) -> str:
+    return str(text).replace("|", "\\|").replace("\n", " ")
+
+
+def _render_markdown(
+    doc: Mapping[str, Any],
+    *,
+    title: str,
+    paper_reference: Mapping[str, Any] | None,
+    paper_label: str,
+    decimals: int,
+    ddof: int,
+) -> str:
+    agg: Mapping[str, Mapping[str, Any]] = doc.get("aggregate") or {}
+    per_seed = _per_seed_items(doc.get("per_seed"))
+    lines: list[str] = [f"# {title}", ""]
+    header = []
+    for key in ("dataset", "model", "task"):
+        if doc.get(key) is not None:
+            header.append(f"**{key.capitalize()}:** {_md_escape(doc[key])}")
+    seeds = [s for s, _ in per_seed]
+    header.append(f"**Seeds:** {', '.join(seeds) if seeds else 'n/a'} (n = {len(seeds)})")
+    header.append(f"**Generated:** {doc.get('generated_at', '')}")
+    lines += ["  \n".join(header), ""]
+
+    names = [n for n in _ordered_metric_names(list(agg)) if n not in _NOT_IN_SUMMARY]
+    if paper_reference:
+        names += [n for n in _ordered_metric_names(list(paper_reference)) if n not in names]
+    lines += [
+        "## Results",
+        "",
+        f"Mean ± std over seeds (std with ddof = {ddof}); fraction metrics in percent; "
+        "n = number of seeds with a defined value.",
+        "",
+    ]
+    if names:
+        cols = ["Metric", "This run", "n"]
+        if paper_reference:
+            cols.append(_md_escape(paper_label))
+        lines.append("| " + " | ".join(cols) + " |")
+        lines.append("|" + "|".join(["---"] + ["---:"] * (len(cols) - 1)) + "|")
+        for n in names:
+            a = agg.get(n, {})
+            row = [
+                _md_escape(METRIC_DISPLAY_NAMES.get(n, n)),
+                _fmt_mean_std(n, a, decimals=decimals) if a else "n/a",
+                str(a.get("n", 0)) if a else "0",
+            ]
+            if paper_reference:
+                row.append(_fmt_paper(paper_reference[n], decimals=decimals) if n in paper_reference else "")
+            lines.append("| " + " | ".join(row) + " |")
+    else:
+        lines.append("_No metrics._")
+    lines.append("")
+
+    if per_seed:
+        seed_names = _ordered_metric_names(
+            list(
+                dict.fromkeys(
+                    k
+                    for _, m in per_seed
+                    for k, v in m.items()
+                    if isinstance(v, numbers.Real) and not isinstance(v, bool)
+                )
+            )
+        )
+        if seed_names:
+            lines += ["## Per seed", ""]
+            cols = ["Seed", *(METRIC_DISPLAY_NAMES.get(n, n) for n in seed_names)]
+            lines.append("| " + " | ".join(_md_escape(c) for c in cols) + " |")
+            lines.append("|" + "|".join(["---"] + ["---:"] * len(seed_names)) + "|")
+            for seed, m in per_seed:
+                row = [_md_escape(seed), *(_fmt_value(n, m.get(n), decimals=decimals) for n in seed_names)]
+                lines.append("| " + " | ".join(row) + " |")
+            lines.append("")
+
+    prov = doc.get("provenance")
+    if prov:
+        lines += [
+            "## Provenance",
+            "",
+            "```json",
+            json.dumps(prov, indent=2, allow_nan=False),
+            "```",
+            "",
+        ]
+    lines.append(f"Full results: `{JSON_NAME}`.")
+    lines.append("")
+    return "\n".join(lines)
+
+
+def write_report(
+    results: Mapping[str, Any],
+    out_dir: str | os.PathLike,
+    *,
+    title: str,
+    paper_reference: Mapping[str, Any] | None = None,
+    paper_label: str = "Paper",
+    decimals: int = 2,
+    ddof: int = 0,
+) -> tuple[Path, Path]:
+    """Write ``report.json`` and ``report.md`` for one benchmark run.
+
+    Parameters
+    ----------
+    results : mapping
+        See the module docstring: ``per_seed`` metrics, optional ``aggregate`` (computed from ``per_seed``
+        with :func:`~neuript.evaluate.metrics.aggregate` when absent), ``provenance`` (config, versions,
+        data fingerprint, seed list, ... as the caller sees fit) and any extra keys, all kept in the JSON.
+    out_dir : str or os.PathLike
+        Output directory (created if missing). Existing reports there are replaced atomically.
+    title : str
+        Markdown title; also stored in the JSON.
+    paper_reference : mapping, optional
+        Published numbers **in percent**, ``metric name -> value``; a value may be a float, a
+        ``(mean, std)`` pair or ``{"mean": .., "std": ..}``. E.g. EEGMAT (spec §6):
+        ``{"balanced_accuracy": 86.46, "auc_pr": 78.27, "auroc": 91.11}``. Shown in an extra column.
+    paper_label : str, default "Paper"
+        Header of the paper column.
+    decimals : int, default 2
+        Decimals of the percent numbers in the markdown.
+    ddof : int, default 0
+        Delta degrees of freedom of the std: used when ``aggregate`` has to be computed here (see
+        :func:`~neuript.evaluate.metrics.aggregate`) and stated in the markdown. Pass the value the
+        caller's ``aggregate`` was computed with.
+
+    Returns
+    -------
+    (pathlib.Path, pathlib.Path)
+        Paths of ``report.json`` and ``report.md``.
+    """
+    if not isinstance(results, Mapping):
+        raise TypeError(f"results must be a mapping, got {type(results).__name__}")
+    out_dir = Path(out_dir)
+    doc: dict[str, Any] = dict(results)
+    per_seed = _per_seed_items(doc.get("per_seed"))
+    if doc.get("aggregate") is None and per_seed:
+        doc["aggregate"] = aggregate([m for _, m in per_seed], ddof=ddof)
+    if doc.get("task") is None:
+        doc["task"] = _infer_task(list(doc.get("aggregate") or {}))
+    doc["title"] = title
+    doc.setdefault("generated_at", _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"))
+    if paper_reference is not None:
+        doc["paper_reference"] = {"label": paper_label, "metrics_percent": dict(paper_reference)}
+    doc = to_jsonable(doc)
+
+    json_text = json.dumps(doc, indent=2, allow_nan=False) + "\n"
+    md_text = _render_markdown(
+        doc, title=title, paper_reference=paper_reference, paper_label=paper_label, decimals=decimals, ddof=ddof
+    )
+    json_path = atomic_write_text(out_dir / JSON_NAME, json_text)
+    md_path = atomic_write_text(out_dir / MD_NAME, md_text)
+    return json_path, md_path
