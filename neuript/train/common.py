@@ -1,0 +1,143 @@
+"""Shared pieces of the training loops: devices, precision, seeding, provenance, distributed set-up."""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as _dt
+import hashlib
+import json
+import os
+import platform
+import random
+import sys
+from dataclasses import dataclass
+from typing import Any, Iterator
+
+import numpy as np
+import torch
+import torch.distributed as dist
+
+__all__ = [
+    "DistContext",
+    "init_distributed",
+    "autocast",
+    "seed_everything",
+    "versions",
+    "resolve_device",
+    "fingerprint",
+    "now_iso",
+]
+
+
+def now_iso() -> str:
+    return _dt.datetime.now(_dt.timezone.utc).replace(microsecond=0).isoformat()
+
+
+def seed_everything(seed: int) -> None:
+    """Seed Python, NumPy and torch (CPU and CUDA) RNGs."""
+    random.seed(seed)
+    np.random.seed(seed % (2**32))
+    torch.manual_seed(seed)
+
+
+def versions() -> dict[str, str]:
+    """Versions of everything that can change a result, recorded with every run."""
+    import mne  # local: only needed for provenance
+
+    import neuript
+
+    out = {
+        "neuript": neuript.__version__,
+        "python": sys.version.split()[0],
+        "torch": torch.__version__,
+        "numpy": np.__version__,
+        "mne": mne.__version__,
+        "platform": platform.platform(),
+        "machine": platform.machine(),
+    }
+    if torch.cuda.is_available():
+        out["cuda"] = str(torch.version.cuda)
+        out["gpu"] = torch.cuda.get_device_name(0)
+    return out
+
+
+def fingerprint(obj: Any) -> str:
+    """A short, stable SHA-256 of a JSON-serialisable object (configs, window tables, file lists)."""
+    blob = json.dumps(obj, sort_keys=True, default=str).encode()
+    return hashlib.sha256(blob).hexdigest()[:16]
+
+
+def resolve_device(device: str | None = None, *, local_rank: int = 0) -> torch.device:
+    """``"auto"``/``None`` → the rank's CUDA device when available, else CPU."""
+    if device in (None, "auto"):
+        if torch.cuda.is_available():
+            return torch.device("cuda", local_rank % torch.cuda.device_count())
+        return torch.device("cpu")
+    return torch.device(device)
+
+
+@contextlib.contextmanager
+def autocast(device: torch.device, precision: str) -> Iterator[None]:
+    """Autocast region for ``precision`` in {"fp32", "bf16"} on CPU or GPU."""
+    if precision not in ("fp32", "bf16"):
+        raise ValueError(f"precision must be 'fp32' or 'bf16', got {precision!r}")
+    if precision == "fp32":
+        yield
+        return
+    with torch.autocast(device_type=device.type, dtype=torch.bfloat16):
+        yield
+
+
+@dataclass(frozen=True)
+class DistContext:
+    """Where this process sits in a (possibly single-process) run."""
+
+    rank: int = 0
+    world_size: int = 1
+    local_rank: int = 0
+    device: torch.device = torch.device("cpu")
+
+    @property
+    def is_main(self) -> bool:
+        return self.rank == 0
+
+    @property
+    def distributed(self) -> bool:
+        return self.world_size > 1
+
+    def barrier(self) -> None:
+        if self.distributed:
+            dist.barrier()
+
+    def all_reduce_mean(self, value: float) -> float:
+        """Mean of a Python float over ranks (identity in a single process)."""
+        if not self.distributed:
+            return float(value)
+        t = torch.tensor([float(value)], dtype=torch.float64, device=self.device)
+        dist.all_reduce(t)
+        return float(t.item()) / self.world_size
+
+    def broadcast_object(self, obj: Any) -> Any:
+        if not self.distributed:
+            return obj
+        box = [obj]
+        dist.broadcast_object_list(box, src=0)
+        return box[0]
+
+
+def init_distributed(device: str | None = None) -> DistContext:
+    """Set up ``torch.distributed`` when launched by ``torchrun`` (``WORLD_SIZE`` > 1).
+
+    NCCL is used on GPUs and Gloo on CPU; multi-node runs work through torchrun's usual
+    ``--nnodes/--rdzv-endpoint`` flags, as nothing here assumes a single host.
+    """
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    rank = int(os.environ.get("RANK", "0"))
+    local = int(os.environ.get("LOCAL_RANK", "0"))
+    dev = resolve_device(device, local_rank=local)
+    if world > 1 and not dist.is_initialized():
+        backend = "nccl" if dev.type == "cuda" else "gloo"
+        if dev.type == "cuda":
+            torch.cuda.set_device(dev)
+        dist.init_process_group(backend=backend, timeout=_dt.timedelta(minutes=30))
+    return DistContext(rank=rank, world_size=world, local_rank=local, device=dev)
