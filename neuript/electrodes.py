@@ -152,6 +152,10 @@ def _standard_table(name: str = "standard_1005") -> dict[str, np.ndarray]:
 def _montage_table(montage) -> dict[str, np.ndarray]:
     import mne
 
+    pos = montage.get_positions()
+    if pos["coord_frame"] == "head" or pos["nasion"] is None or pos["lpa"] is None or pos["rpa"] is None:
+        # already in head frame, or no fiducials to transform with: take the coordinates as they are
+        return {n: np.asarray(p, dtype=np.float64).copy() for n, p in pos["ch_pos"].items()}
     names = list(montage.ch_names)
     info = mne.create_info(names, 100.0, "eeg")
     with warnings.catch_warnings():
@@ -334,7 +338,8 @@ def channel_positions(
     names = list(names)
     rename = dict(rename or {})
     table = _resolve_montage(montage)
-    std = table if montage == "standard_1005" else None
+    is_std = isinstance(montage, str) and montage in ("standard_1005", "colin27_1005")
+    std = table if is_std else None
     info_index = {}
     if info is not None:
         info_index = {ch: i for i, ch in enumerate(info["ch_names"])}
@@ -348,7 +353,7 @@ def channel_positions(
                 continue
         mapped = rename.get(name, name)
         direct = table.get(mapped.upper()) if isinstance(mapped, str) else None
-        if direct is not None and np.all(np.isfinite(direct)) and montage != "standard_1005":
+        if direct is not None and np.all(np.isfinite(direct)) and not is_std:
             out[i] = direct
             continue
         spec = parse_channel(mapped)

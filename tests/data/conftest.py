@@ -1,0 +1,71 @@
+"""Fixtures for the data-layer tests: real recordings from the repo's sibling ``../shared/data``."""
+
+from __future__ import annotations
+
+import os
+import shutil
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def shared_data_dir() -> Path:
+    """``<repo>/../shared/data`` or ``$NEURIPT_SHARED_DATA``; fails (never skips) when neither exists."""
+    cands = [REPO / ".." / "shared" / "data"]
+    if os.environ.get("NEURIPT_SHARED_DATA"):
+        cands.append(Path(os.environ["NEURIPT_SHARED_DATA"]))
+    for c in cands:
+        if (c / "eegmat").is_dir():
+            return c.resolve()
+    pytest.fail(f"real EEG test data not found: looked in {[str(c) for c in cands]}. Put the shared data folder "
+                "next to the repository (../shared/data) or set NEURIPT_SHARED_DATA to it.", pytrace=False)
+
+
+@pytest.fixture(scope="session")
+def shared_data() -> Path:
+    return shared_data_dir()
+
+
+@pytest.fixture(scope="session")
+def eegmat_dir(shared_data) -> Path:
+    return shared_data / "eegmat"
+
+
+@pytest.fixture(scope="session")
+def eegmat_subset(tmp_path_factory, eegmat_dir) -> Path:
+    """A source folder with Subject00 (train) and Subject28 (val), both runs (symlinks to the real files)."""
+    d = tmp_path_factory.mktemp("eegmat_src")
+    for s in ("00", "28"):
+        for r in ("1", "2"):
+            (d / f"Subject{s}_{r}.edf").symlink_to(eegmat_dir / f"Subject{s}_{r}.edf")
+    return d
+
+
+@pytest.fixture(scope="session")
+def eegmat_store(tmp_path_factory, eegmat_subset) -> Path:
+    from neuript.data.recipes import get_recipe
+    from neuript.data.store import prepare_store
+
+    out = tmp_path_factory.mktemp("stores") / "eegmat_tcp"
+    with pytest.warns(UserWarning, match="test"):
+        prepare_store(get_recipe("eegmat"), source=eegmat_subset, out=out, n_jobs=2, progress=False)
+    return out
+
+
+@pytest.fixture(scope="session")
+def eegmat_car_store(tmp_path_factory, eegmat_subset) -> Path:
+    from neuript.data.recipes import get_recipe
+    from neuript.data.store import prepare_store
+
+    out = tmp_path_factory.mktemp("stores") / "eegmat_car"
+    with pytest.warns(UserWarning):
+        prepare_store(get_recipe("eegmat", montage="average", subjects="0"), source=eegmat_subset, out=out,
+                      n_jobs=1, progress=False, dtype="float32")
+    return out
+
+
+def copy_file(src: Path, dst: Path) -> Path:
+    shutil.copyfile(src, dst)
+    return dst
