@@ -162,6 +162,11 @@ def _validate(y_true: Any, scores: Any, n_classes: int) -> tuple[np.ndarray, np.
         raise ValueError(f"scores must have shape (n, {n_classes}) for {n_classes} classes; got {s.shape}")
     if not np.all(np.isfinite(s)):
         raise ValueError("scores contain nan or inf")
+    if s.min() < 0.0 or s.max() > 1.0:
+        raise ValueError(
+            f"scores must be probabilities in [0, 1], got values in [{s.min():.3g}, {s.max():.3g}]; "
+            "apply sigmoid (1 logit) or softmax (n_classes logits) to model outputs first"
+        )
     return y, s
 
 
@@ -182,9 +187,9 @@ def compute_metrics(
     y_true : array-like of int, shape (n,)
         True class indices in ``[0, n_classes)``. Numpy arrays, lists and torch tensors are accepted.
     scores : array-like of float
-        Class probabilities, shape ``(n, n_classes)``. For a binary task also ``(n,)`` or ``(n, 1)``
-        holding the positive-class (class 1) probability. Only the ranking matters for AUROC / AUC-PR,
-        but the binary threshold and the multi-class argmax assume probabilities.
+        Class probabilities in [0, 1], shape ``(n, n_classes)``. For a binary task also ``(n,)`` or
+        ``(n, 1)`` holding the positive-class (class 1) probability. Logits are rejected (values outside
+        [0, 1] raise): apply sigmoid / softmax first, since the binary threshold assumes probabilities.
     n_classes : int
         Number of classes (>= 2). ``2`` selects the binary metric set.
     threshold : float, default 0.5
@@ -208,7 +213,8 @@ def compute_metrics(
     Raises
     ------
     ValueError
-        On inconsistent shapes, labels outside ``[0, n_classes)`` or non-finite scores.
+        On inconsistent shapes, labels outside ``[0, n_classes)``, non-finite scores or scores outside
+        [0, 1].
 
     Examples
     --------

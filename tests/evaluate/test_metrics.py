@@ -143,6 +143,8 @@ def test_torch_tensors_are_accepted():
         ([0, 0], [0.1, 0.2], 1, "n_classes"),
         ([0.5, 1.0], [0.1, 0.2], 2, "integer"),
         ([], [], 2, "empty"),
+        ([0, 1], [-2.0, 3.0], 2, "probabilities"),  # logits, not probabilities
+        ([0, 1, 2], [[2.0, 0.1, -1.0]] * 3, 3, "softmax"),
     ],
 )
 def test_invalid_input_raises(y, s, k, match):
