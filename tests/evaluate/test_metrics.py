@@ -88,6 +88,13 @@ def test_multiclass_kappa_and_weighted_f1_by_hand():
     assert set(MULTICLASS_METRICS) <= set(m) and "auroc" not in m
 
 
+def test_weighted_f1_weights_by_support():
+    # F1 per class: 2*8/(16+1+2) = 16/19, 2*1/(2+2+1) = 2/5, 1; supports 10, 2, 3 (macro would be 0.747)
+    y, s = _from_confusion([[8, 2, 0], [1, 1, 0], [0, 0, 3]])
+    expected = (10 * 16 / 19 + 2 * 2 / 5 + 3 * 1.0) / 15
+    assert compute_metrics(y, s, n_classes=3)["f1_weighted"] == pytest.approx(expected)
+
+
 def test_multiclass_balanced_accuracy_of_known_confusion_matrix():
     y, s = _from_confusion([[5, 0, 0, 0], [2, 3, 0, 0], [1, 1, 8, 0], [0, 0, 0, 4]])
     assert compute_metrics(y, s, n_classes=4)["balanced_accuracy"] == pytest.approx((1 + 0.6 + 0.8 + 1) / 4)
