@@ -128,7 +128,9 @@ def _safe(name: str, fn: Callable[[], float], why: str) -> float:
     return value
 
 
-def _validate(y_true: Any, scores: Any, n_classes: int) -> tuple[np.ndarray, np.ndarray]:
+def _validate(
+    y_true: Any, scores: Any, n_classes: int, *, prob_atol: float = 1e-6
+) -> tuple[np.ndarray, np.ndarray]:
     task_type(n_classes)
     y = _to_numpy(y_true)
     s = _to_numpy(scores).astype(np.float64, copy=False)
@@ -162,11 +164,12 @@ def _validate(y_true: Any, scores: Any, n_classes: int) -> tuple[np.ndarray, np.
         raise ValueError(f"scores must have shape (n, {n_classes}) for {n_classes} classes; got {s.shape}")
     if not np.all(np.isfinite(s)):
         raise ValueError("scores contain nan or inf")
-    if s.min() < 0.0 or s.max() > 1.0:
+    if s.min() < -prob_atol or s.max() > 1.0 + prob_atol:
         raise ValueError(
             f"scores must be probabilities in [0, 1], got values in [{s.min():.3g}, {s.max():.3g}]; "
             "apply sigmoid (1 logit) or softmax (n_classes logits) to model outputs first"
         )
+    s = np.clip(s, 0.0, 1.0)
     return y, s
 
 
@@ -179,6 +182,7 @@ def compute_metrics(
     *,
     n_classes: int,
     threshold: float = 0.5,
+    prob_atol: float = 1e-6,
 ) -> dict[str, Any]:
     """Compute the benchmark metrics of one evaluation run.
 
@@ -195,6 +199,9 @@ def compute_metrics(
     threshold : float, default 0.5
         Binary tasks only: a sample is predicted positive when ``p(class 1) > threshold``. With two-column
         probabilities and the default this equals ``argmax`` (ties go to class 0).
+    prob_atol : float, default 1e-6
+        Rounding tolerance: scores in ``[-prob_atol, 1 + prob_atol]`` are clipped to [0, 1]; anything
+        further outside raises (it is a logit, not a probability).
 
     Returns
     -------
@@ -222,7 +229,7 @@ def compute_metrics(
     >>> m["auroc"], m["balanced_accuracy"]
     (0.75, 0.75)
     """
-    y, s = _validate(y_true, scores, n_classes)
+    y, s = _validate(y_true, scores, n_classes, prob_atol=prob_atol)
     labels = list(range(n_classes))
     present = np.unique(y)
     out: dict[str, Any] = {}

@@ -131,6 +131,11 @@ def test_well_defined_input_emits_no_warning():
         compute_metrics([0, 1, 1, 0], [0.1, 0.9, 0.4, 0.3], n_classes=2)
 
 
+def test_rounding_error_in_probabilities_is_tolerated():
+    m = compute_metrics([0, 1], [[1.0 + 1e-7, -1e-7], [0.0, 1.0]], n_classes=2)
+    assert m["auroc"] == 1.0 and m["balanced_accuracy"] == 1.0
+
+
 def test_torch_tensors_are_accepted():
     torch = pytest.importorskip("torch")
     y = torch.tensor([0, 1, 1, 0])
