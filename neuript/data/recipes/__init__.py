@@ -121,6 +121,10 @@ def _coerce(value: Any, default: Any, key: str) -> Any:
         if low in ("none", "null", ""):
             return None
         try:
+            return int(value)
+        except ValueError:
+            pass
+        try:
             return float(value)
         except ValueError:
             return value
@@ -138,6 +142,16 @@ def _coerce(value: Any, default: Any, key: str) -> Any:
     if isinstance(default, (list, tuple)):
         return [v for v in re.split(r"[,\s]+", value) if v]
     return value
+
+
+def parse_int_set(value: Any) -> set[int] | None:
+    """``None`` → None; ``"0,1, 28"`` / ``[0, 1]`` / ``4`` → a set of ints."""
+    if value is None:
+        return None
+    if isinstance(value, (int, float)):
+        return {int(value)}
+    items = value if isinstance(value, (list, tuple, set)) else re.split(r"[,\s]+", str(value).strip())
+    return {int(float(x)) for x in items if str(x) != ""}
 
 
 def register_recipe(name: str) -> Callable[[type[Recipe]], type[Recipe]]:

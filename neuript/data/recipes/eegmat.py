@@ -21,7 +21,7 @@ import warnings
 from pathlib import Path
 
 from neuript.data.preprocess import PreprocessConfig
-from neuript.data.recipes import Recipe, Recording, register_recipe
+from neuript.data.recipes import Recipe, Recording, parse_int_set, register_recipe
 
 SPLITS = {"train": range(0, 28), "val": range(28, 32), "test": range(32, 36)}
 
@@ -64,9 +64,7 @@ class EEGMAT(Recipe):
         if not files:
             raise FileNotFoundError(f"eegmat: no SubjectNN_1.edf / SubjectNN_2.edf files under {source}. "
                                     "Download https://physionet.org/content/eegmat/1.0.0/ and point --source at it.")
-        wanted = self.opts["subjects"]
-        if wanted is not None:
-            wanted = {int(s) for s in (wanted if isinstance(wanted, (list, tuple)) else str(wanted).split(","))}
+        wanted = parse_int_set(self.opts["subjects"])
         recs = []
         found = set()
         for f in files:

@@ -21,7 +21,7 @@ from pathlib import Path
 import numpy as np
 
 from neuript.data.preprocess import PreprocessConfig
-from neuript.data.recipes import Events, Recipe, Recording, register_recipe
+from neuript.data.recipes import Events, Recipe, Recording, parse_int_set, register_recipe
 
 HANDS_RUNS = {3, 4, 7, 8, 11, 12}
 FISTS_FEET_RUNS = {5, 6, 9, 10, 13, 14}
@@ -75,12 +75,7 @@ class EEGMMIDB(Recipe):
         if not source.is_dir():
             raise FileNotFoundError(f"eegmmidb: source folder {source} does not exist")
 
-        def _set(v):
-            if v is None:
-                return None
-            return {int(x) for x in (v if isinstance(v, (list, tuple)) else str(v).split(","))}
-
-        subjects, runs = _set(self.opts["subjects"]), _set(self.opts["runs"])
+        subjects, runs = parse_int_set(self.opts["subjects"]), parse_int_set(self.opts["runs"])
         recs = []
         for f in sorted(source.rglob("S*R*.edf")):
             m = re.fullmatch(r"S(\d{3})R(\d{2})\.edf", f.name)

@@ -21,7 +21,7 @@ from pathlib import Path
 import numpy as np
 
 from neuript.data.preprocess import PreprocessConfig
-from neuript.data.recipes import Events, Recipe, Recording, register_recipe
+from neuript.data.recipes import Events, Recipe, Recording, parse_int_set, register_recipe
 
 STAGES = {"Sleep stage W": 0, "Sleep stage 1": 1, "Sleep stage 2": 2, "Sleep stage 3": 3, "Sleep stage 4": 3,
           "Sleep stage R": 4}
@@ -92,10 +92,7 @@ class SleepEDFx(Recipe):
                                 reject_uv=self.opts["reject_uv"], notch=self.opts["notch"])
 
     def _split(self, subj: int) -> str:
-        def _set(v):
-            return None if v is None else {int(x) for x in (v if isinstance(v, (list, tuple)) else str(v).split(","))}
-
-        val, test = _set(self.opts["val_subjects"]), _set(self.opts["test_subjects"])
+        val, test = parse_int_set(self.opts["val_subjects"]), parse_int_set(self.opts["test_subjects"])
         if val is not None or test is not None:
             return "val" if val and subj in val else "test" if test and subj in test else "train"
         return {8: "val", 9: "test"}.get(subj % 10, "train")
