@@ -6,6 +6,8 @@ Expected layout of ``results`` (the caller assembles it; unknown extra keys are 
         "task": "binary" | "multiclass",          # optional; inferred from the metric names if absent
         "dataset": "eegmat",                      # optional, shown in the markdown header
         "model": "neuript_base",                  # optional, shown in the markdown header
+        "split": "test",                          # optional, shown in the markdown header
+        "note": "...",                            # optional caveat, shown as a highlighted note
         "per_seed": {0: {...metrics...}, 1: {...}},   # or [{"seed": 0, **metrics}, ...]
         "aggregate": {name: {"mean", "std", "n", "values"}},  # optional; computed from per_seed if absent
         "provenance": {"config": ..., "versions": ..., "data_fingerprint": ..., "seeds": [...]},
@@ -170,13 +172,15 @@ def _render_markdown(
     per_seed = _per_seed_items(doc.get("per_seed"))
     lines: list[str] = [f"# {title}", ""]
     header = []
-    for key in ("dataset", "model", "task"):
+    for key in ("dataset", "model", "task", "split"):
         if doc.get(key) is not None:
             header.append(f"**{key.capitalize()}:** {_md_escape(doc[key])}")
     seeds = [s for s, _ in per_seed]
     header.append(f"**Seeds:** {', '.join(seeds) if seeds else 'n/a'} (n = {len(seeds)})")
     header.append(f"**Generated:** {doc.get('generated_at', '')}")
     lines += ["  \n".join(header), ""]
+    if doc.get("note"):
+        lines += [f"> **Note:** {_md_escape(doc['note'])}", ""]
 
     names = [n for n in _ordered_metric_names(list(agg)) if n not in _NOT_IN_SUMMARY]
     if paper_reference:

@@ -70,7 +70,8 @@ def test_report_with_paper_reference_and_given_aggregate(tmp_path):
         {"seed": 7, **compute_metrics(y, [0.1, 0.2, 0.8, 0.9], n_classes=2)},
         {"seed": 8, **compute_metrics(y, [0.1, 0.6, 0.4, 0.9], n_classes=2)},
     ]
-    results = {"per_seed": per_seed, "aggregate": aggregate(per_seed), "provenance": {"seeds": [7, 8]}}
+    results = {"per_seed": per_seed, "aggregate": aggregate(per_seed), "provenance": {"seeds": [7, 8]},
+               "split": "val", "note": "validation metrics | optimistic"}
     paper = {"balanced_accuracy": 86.46, "auc_pr": (78.27, 1.5), "auroc": {"mean": 91.11, "std": None}}
     json_path, md_path = write_report(results, tmp_path, title="t", paper_reference=paper, paper_label="NeurIPT")
     md = md_path.read_text(encoding="utf-8")
@@ -78,6 +79,7 @@ def test_report_with_paper_reference_and_given_aggregate(tmp_path):
     assert "| Balanced accuracy | 75.00 ± 25.00 | 2 | 86.46 |" in md
     assert "78.27 ± 1.50" in md and "| 91.11 |" in md
     assert "| 7 |" in md and "| 8 |" in md
+    assert "**Split:** val" in md and "> **Note:** validation metrics \\| optimistic" in md
     doc = _strict_load(json_path)
     assert doc["paper_reference"]["metrics_percent"]["balanced_accuracy"] == 86.46
     assert sorted(doc["per_seed"][0]) == sorted(per_seed[0])  # list layout kept, seed included
