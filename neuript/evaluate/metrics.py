@@ -59,7 +59,11 @@ class UndefinedMetricWarning(UserWarning):
 def _to_numpy(a: Any) -> np.ndarray:
     """Convert array-likes, including (CPU or CUDA, grad-tracking) torch tensors, to numpy."""
     if hasattr(a, "detach") and hasattr(a, "cpu"):  # torch.Tensor without importing torch
-        a = a.detach().cpu().numpy()
+        t = a.detach().cpu()
+        try:
+            a = t.numpy()
+        except TypeError:  # dtypes numpy lacks (bfloat16): upcast
+            a = t.float().numpy()
     return np.asarray(a)
 
 
@@ -151,7 +155,9 @@ def _validate(
             f"y_true must be in [0, {n_classes}); got values in [{y.min()}, {y.max()}] "
             "(unlabelled windows, label -1, must be filtered out before scoring)"
         )
-    if s.shape[0] != y.shape[0]:
+    if s.ndim == 0 or s.shape[0] != y.shape[0]:
+        if s.ndim == 0:
+            raise ValueError("scores must have one row per sample, got a scalar")
         raise ValueError(f"scores has {s.shape[0]} rows but y_true has {y.shape[0]} entries")
     if n_classes == 2:
         if s.ndim == 2 and s.shape[1] == 1:

@@ -141,6 +141,7 @@ def test_torch_tensors_are_accepted():
     y = torch.tensor([0, 1, 1, 0])
     p = torch.tensor([[0.9, 0.1], [0.2, 0.8], [0.3, 0.7], [0.6, 0.4]], requires_grad=True)
     assert compute_metrics(y, p, n_classes=2)["auroc"] == 1.0
+    assert compute_metrics(y, p.to(torch.bfloat16), n_classes=2)["auroc"] == 1.0  # autocast outputs
 
 
 @pytest.mark.parametrize(
@@ -155,6 +156,7 @@ def test_torch_tensors_are_accepted():
         ([0, 0], [0.1, 0.2], 1, "n_classes"),
         ([0.5, 1.0], [0.1, 0.2], 2, "integer"),
         ([], [], 2, "empty"),
+        ([1], 0.5, 2, "scalar"),
         ([0, 1], [-2.0, 3.0], 2, "probabilities"),  # logits, not probabilities
         ([0, 1, 2], [[2.0, 0.1, -1.0]] * 3, 3, "softmax"),
     ],
