@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import warnings
 from pathlib import Path
 
 import pytest
@@ -60,7 +61,8 @@ def eegmat_car_store(tmp_path_factory, eegmat_subset) -> Path:
     from neuript.data.store import prepare_store
 
     out = tmp_path_factory.mktemp("stores") / "eegmat_car"
-    with pytest.warns(UserWarning):
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)
         prepare_store(get_recipe("eegmat", montage="average", subjects="0"), source=eegmat_subset, out=out,
                       n_jobs=1, progress=False, dtype="float32")
     return out
