@@ -31,6 +31,8 @@ from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import StandardScaler
 from sklearn.utils.validation import check_is_fitted
 
+from neuript.evaluate.metrics import _to_numpy
+
 __all__ = [
     "BASELINES",
     "DEFAULT_BANDS",
@@ -58,9 +60,7 @@ DEFAULT_BANDS: tuple[tuple[str, float, float], ...] = (
 # transformers
 # --------------------------------------------------------------------------------------------------------------
 def _check_windows(X: Any) -> np.ndarray:
-    if hasattr(X, "detach") and hasattr(X, "cpu"):
-        X = X.detach().cpu().numpy()
-    X = np.asarray(X, dtype=np.float64)
+    X = np.asarray(_to_numpy(X), dtype=np.float64)
     if X.ndim != 3:
         raise ValueError(f"expected windows of shape (n, channels, times), got shape {X.shape}")
     if X.shape[0] == 0:
