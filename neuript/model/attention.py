@@ -1,0 +1,224 @@
+"""Attention building blocks: multi-head attention, SwiGLU, segment merging, two-stage attention.
+
+Masking conventions (``mask`` arguments are boolean, True = the token is *masked*):
+
+* ``mask_rule="paper"`` — masked tokens are excluded as *keys* (key-padding mask broadcast over heads and
+  queries, shape (N, 1, 1, L)). A sequence whose keys are all masked attends to all of them (it contains no
+  visible token, so nothing can leak into a visible position). Visible queries therefore never read masked
+  content.
+* ``mask_rule="official"`` — the reference code's rule: a masked *query* attends only to itself (its output is
+  its own value vector), visible queries attend to every key, masked ones included.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+import torch
+import torch.nn.functional as F
+from einops import rearrange
+from torch import nn
+
+__all__ = ["MultiHeadAttention", "SwiGLU", "SegmentMerge", "TwoStageAttentionLayer", "merge_mask"]
+
+MaskRule = Literal["paper", "official"]
+
+
+class MultiHeadAttention(nn.Module):
+    """Multi-head attention with separate q, k, v and output projections (bias), via SDPA.
+
+    Parameters
+    ----------
+    d_model : int
+        Token dimension (divisible by ``n_heads``).
+    n_heads : int
+        Number of heads.
+    dropout : float
+        Dropout on the attention weights (training only).
+    """
+
+    def __init__(self, *, d_model: int, n_heads: int, dropout: float = 0.0) -> None:
+        super().__init__()
+        if d_model % n_heads:
+            raise ValueError(f"d_model={d_model} is not divisible by n_heads={n_heads}")
+        self.n_heads = n_heads
+        self.dropout = dropout
+        self.q_proj = nn.Linear(d_model, d_model)
+        self.k_proj = nn.Linear(d_model, d_model)
+        self.v_proj = nn.Linear(d_model, d_model)
+        self.out_proj = nn.Linear(d_model, d_model)
+
+    def forward(
+        self,
+        x: torch.Tensor,
+        context: torch.Tensor | None = None,
+        *,
+        mask: torch.Tensor | None = None,
+        mask_rule: MaskRule = "paper",
+    ) -> torch.Tensor:
+        """Attend from ``x`` (N, Lq, d) to ``context`` (N, Lk, d) (self-attention if None).
+
+        ``mask`` (N, L) marks masked tokens of a self-attention sequence (see module docstring).
+        """
+        context = x if context is None else context
+        h = self.n_heads
+        q = rearrange(self.q_proj(x), "n l (h e) -> n h l e", h=h)
+        k = rearrange(self.k_proj(context), "n l (h e) -> n h l e", h=h)
+        v = rearrange(self.v_proj(context), "n l (h e) -> n h l e", h=h)
+        attn_mask = None
+        if mask is not None and mask_rule == "paper":
+            keep = ~mask | mask.all(dim=-1, keepdim=True)  # all-masked rows: attend to all (no visible token)
+            attn_mask = keep[:, None, None, :]
+        out = F.scaled_dot_product_attention(
+            q, k, v, attn_mask=attn_mask, dropout_p=self.dropout if self.training else 0.0
+        )
+        if mask is not None and mask_rule == "official":
+            # masked queries attend only to themselves: softmax over one key = its value
+            out = torch.where(mask[:, None, :, None], v.to(out.dtype), out)
+        return self.out_proj(rearrange(out, "n h l e -> n l (h e)"))
+
+
+class SwiGLU(nn.Module):
+    """SwiGLU feed-forward: ``fc2(silu(a) * b)`` with ``(a, b) = fc1(x).chunk(2)``.
+
+    Parameters
+    ----------
+    d_model : int
+        Input / output dimension.
+    d_hidden : int
+        Hidden width (``fc1`` has ``2 * d_hidden`` outputs).
+    dropout : float
+        Dropout after the gated activation.
+    """
+
+    def __init__(self, *, d_model: int, d_hidden: int, dropout: float = 0.0) -> None:
+        super().__init__()
+        self.fc1 = nn.Linear(d_model, 2 * d_hidden)
+        self.drop = nn.Dropout(dropout)
+        self.fc2 = nn.Linear(d_hidden, d_model)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        a, b = self.fc1(x).chunk(2, dim=-1)
+        return self.fc2(self.drop(F.silu(a) * b))
+
+
+def _pad_to_multiple(x: torch.Tensor, factor: int, dim: int) -> torch.Tensor:
+    """Pad ``dim`` to a multiple of ``factor`` by repeating the last tokens (reference behaviour)."""
+    rem = x.shape[dim] % factor
+    if rem == 0:
+        return x
+    pad = factor - rem
+    return torch.cat((x, x.narrow(dim, x.shape[dim] - pad, pad)), dim=dim)
+
+
+def merge_mask(mask: torch.Tensor, factor: int) -> torch.Tensor:
+    """Mask of the merged scale: a merged token is masked when all of its parts are. (B, C, L) -> (B, C, L')."""
+    if factor == 1:
+        return mask
+    mask = _pad_to_multiple(mask, factor, dim=-1)
+    return rearrange(mask, "b c (l m) -> b c l m", m=factor).all(dim=-1)
+
+
+class SegmentMerge(nn.Module):
+    """Merge ``factor`` adjacent time tokens: concat features, LayerNorm(factor*d), Linear(factor*d -> d).
+
+    If the length is not divisible by ``factor`` the last tokens are repeated (reference behaviour).
+
+    Parameters
+    ----------
+    d_model : int
+        Token dimension.
+    factor : int
+        Number of adjacent tokens merged into one.
+    norm_eps : float
+        LayerNorm epsilon.
+    """
+
+    def __init__(self, *, d_model: int, factor: int, norm_eps: float = 1e-5) -> None:
+        super().__init__()
+        self.factor = factor
+        self.norm = nn.LayerNorm(factor * d_model, eps=norm_eps)
+        self.proj = nn.Linear(factor * d_model, d_model)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = _pad_to_multiple(x, self.factor, dim=2)
+        x = rearrange(x, "b c (l m) d -> b c l (m d)", m=self.factor)
+        return self.proj(self.norm(x))
+
+
+class TwoStageAttentionLayer(nn.Module):
+    """Two-stage attention (temporal, then spatial), pre-LayerNorm, each stage followed by a feed-forward.
+
+    ``h = x + MHA_t(LN1(x)); h = h + FFN1(LN2(h))`` per channel over time, then (optionally adding the
+    electrode encoding to ``h``) ``z = h + MHA_s(LN3(h)); z = z + FFN2(LN4(z))`` per time step over channels.
+
+    Parameters
+    ----------
+    d_model, n_heads : int
+        Token dimension and attention heads.
+    ffn1, ffn2 : nn.Module
+        Feed-forward of the temporal and spatial stage (:class:`SwiGLU` or
+        :class:`neuript.model.moe.MixtureOfExperts`); a module with an ``aux_loss`` output
+        (``forward`` returning ``(y, aux)``) is recognised by ``returns_aux = True``.
+    dropout : float
+        Residual and attention dropout.
+    norm_eps : float
+        LayerNorm epsilon.
+    """
+
+    def __init__(
+        self,
+        *,
+        d_model: int,
+        n_heads: int,
+        ffn1: nn.Module,
+        ffn2: nn.Module,
+        dropout: float = 0.0,
+        norm_eps: float = 1e-5,
+    ) -> None:
+        super().__init__()
+        self.time_attn = MultiHeadAttention(d_model=d_model, n_heads=n_heads, dropout=dropout)
+        self.channel_attn = MultiHeadAttention(d_model=d_model, n_heads=n_heads, dropout=dropout)
+        self.norm1 = nn.LayerNorm(d_model, eps=norm_eps)
+        self.norm2 = nn.LayerNorm(d_model, eps=norm_eps)
+        self.norm3 = nn.LayerNorm(d_model, eps=norm_eps)
+        self.norm4 = nn.LayerNorm(d_model, eps=norm_eps)
+        self.ffn1 = ffn1
+        self.ffn2 = ffn2
+        self.drop = nn.Dropout(dropout)
+
+    @staticmethod
+    def _ffn(ffn: nn.Module, x: torch.Tensor, aux: list) -> torch.Tensor:
+        if getattr(ffn, "returns_aux", False):
+            y, a = ffn(x)
+            aux.append(a)
+            return y
+        return ffn(x)
+
+    def forward(
+        self,
+        x: torch.Tensor,
+        *,
+        spatial_pe: torch.Tensor | None = None,
+        mask: torch.Tensor | None = None,
+        mask_rule: MaskRule = "paper",
+    ) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """x (B, C, L, d); spatial_pe (C, d) or None; mask (B, C, L) bool or None.
+
+        Returns the output (B, C, L, d) and the summed auxiliary loss of its MoE layers (None if none).
+        """
+        b = x.shape[0]
+        aux: list[torch.Tensor] = []
+        h = rearrange(x, "b c l d -> (b c) l d")
+        m = None if mask is None else rearrange(mask, "b c l -> (b c) l")
+        h = h + self.drop(self.time_attn(self.norm1(h), mask=m, mask_rule=mask_rule))
+        h = h + self.drop(self._ffn(self.ffn1, self.norm2(h), aux))
+        h = rearrange(h, "(b c) l d -> b c l d", b=b)
+        if spatial_pe is not None:
+            h = h + spatial_pe[:, None, :].to(h.dtype)
+        z = rearrange(h, "b c l d -> (b l) c d")
+        m = None if mask is None else rearrange(mask, "b c l -> (b l) c")
+        z = z + self.drop(self.channel_attn(self.norm3(z), mask=m, mask_rule=mask_rule))
+        z = z + self.drop(self._ffn(self.ffn2, self.norm4(z), aux))
+        out = rearrange(z, "(b l) c d -> b c l d", b=b)
+        return out, (torch.stack(aux).sum() if aux else None)

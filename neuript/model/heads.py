@@ -1,0 +1,68 @@
+"""Classification heads: Intra-Inter Lobe Pooling (IILP)."""
+
+from __future__ import annotations
+
+from typing import Sequence
+
+import torch
+from torch import nn
+
+__all__ = ["group_matrix", "IILPHead"]
+
+
+def group_matrix(groups: Sequence[Sequence[int]], n_chans: int, *, device=None) -> torch.Tensor:
+    """(G, C) averaging matrix: row g holds ``1/|g|`` at the channels of group g.
+
+    Raises ``ValueError`` for empty groups or indices out of range.
+    """
+    if len(groups) == 0:
+        raise ValueError("at least one channel group is required")
+    w = torch.zeros(len(groups), n_chans, device=device)
+    for g, members in enumerate(groups):
+        members = [int(i) for i in members]
+        if not members:
+            raise ValueError(f"channel group {g} is empty")
+        bad = [i for i in members if not 0 <= i < n_chans]
+        if bad:
+            raise ValueError(f"channel group {g} has indices {bad} outside 0..{n_chans - 1}")
+        w[g, members] = 1.0 / len(members)
+    return w
+
+
+class IILPHead(nn.Module):
+    """Intra-Inter Lobe Pooling head (spec §5).
+
+    For each pooled encoder output and each channel group: mean over time and over the group's channels
+    -> one d-vector; concatenated over groups (inner) and outputs (outer), then one ``Linear``.
+
+    Parameters
+    ----------
+    d_model : int
+        Token dimension.
+    n_groups : int
+        Number of channel groups.
+    n_pooled : int
+        Number of encoder outputs pooled.
+    n_outputs : int
+        Number of logits.
+    """
+
+    def __init__(self, *, d_model: int, n_groups: int, n_pooled: int, n_outputs: int) -> None:
+        super().__init__()
+        self.d_model, self.n_groups, self.n_pooled, self.n_outputs = d_model, n_groups, n_pooled, n_outputs
+        self.linear = nn.Linear(n_pooled * n_groups * d_model, n_outputs)
+
+    def pool(self, features: Sequence[torch.Tensor], weights: torch.Tensor) -> torch.Tensor:
+        """features: ``n_pooled`` tensors (B, C, L_i, d); weights (G, C) -> (B, n_pooled * G * d)."""
+        if len(features) != self.n_pooled:
+            raise ValueError(f"IILP head expects {self.n_pooled} encoder outputs, got {len(features)}")
+        if weights.shape[0] != self.n_groups:
+            raise ValueError(
+                f"IILP head was built for {self.n_groups} channel groups, got {weights.shape[0]}; "
+                "use reset_head() / matching groups"
+            )
+        pooled = [torch.einsum("bcd,gc->bgd", f.mean(dim=2), weights.to(f.dtype)) for f in features]
+        return torch.stack(pooled, dim=1).flatten(1)
+
+    def forward(self, features: Sequence[torch.Tensor], weights: torch.Tensor) -> torch.Tensor:
+        return self.linear(self.pool(features, weights))

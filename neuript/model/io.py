@@ -1,0 +1,87 @@
+"""Safe checkpoint I/O: safetensors weights + JSON config, atomic writes, clear mismatch errors.
+
+Never uses pickle / ``torch.load``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from pathlib import Path
+from typing import Mapping
+
+import torch
+from safetensors.torch import load_file, save_file
+
+__all__ = ["CheckpointMismatchError", "atomic_write_bytes", "save_checkpoint", "load_checkpoint", "check_state_dict"]
+
+WEIGHTS_NAME = "model.safetensors"
+CONFIG_NAME = "config.json"
+
+
+class CheckpointMismatchError(ValueError):
+    """A checkpoint's tensors do not match the model built from its config."""
+
+
+def _atomic(path: Path, write) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    os.close(fd)
+    try:
+        write(tmp)
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+
+
+def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:
+    def write(tmp):
+        with open(tmp, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+
+    _atomic(Path(path), write)
+
+
+def save_checkpoint(directory: str | os.PathLike, state_dict: Mapping[str, torch.Tensor], config: dict) -> Path:
+    """Write ``model.safetensors`` and ``config.json`` into ``directory`` (each atomically)."""
+    directory = Path(directory)
+    tensors = {k: v.detach().cpu().contiguous() for k, v in state_dict.items()}
+    _atomic(directory / WEIGHTS_NAME, lambda tmp: save_file(tensors, tmp, metadata={"format": "pt"}))
+    atomic_write_bytes(directory / CONFIG_NAME, (json.dumps(config, indent=1, sort_keys=True) + "\n").encode())
+    return directory
+
+
+def load_checkpoint(directory: str | os.PathLike) -> tuple[dict[str, torch.Tensor], dict]:
+    directory = Path(directory)
+    cfg_path, w_path = directory / CONFIG_NAME, directory / WEIGHTS_NAME
+    for p in (cfg_path, w_path):
+        if not p.is_file():
+            raise FileNotFoundError(f"{p} not found: expected a directory written by save_pretrained()")
+    config = json.loads(cfg_path.read_text())
+    return load_file(str(w_path)), config
+
+
+def check_state_dict(model: torch.nn.Module, state: Mapping[str, torch.Tensor], *, source: str = "checkpoint") -> None:
+    """Raise :class:`CheckpointMismatchError` listing missing, unexpected and wrongly shaped keys."""
+    own = model.state_dict()
+    missing = sorted(set(own) - set(state))
+    unexpected = sorted(set(state) - set(own))
+    shapes = sorted(
+        f"{k}: {source} {tuple(state[k].shape)} vs model {tuple(own[k].shape)}"
+        for k in set(own) & set(state)
+        if tuple(own[k].shape) != tuple(state[k].shape)
+    )
+    if missing or unexpected or shapes:
+        lines = [f"{source} does not match the model:"]
+        for title, items in (("missing keys", missing), ("unexpected keys", unexpected), ("shape mismatches", shapes)):
+            if items:
+                lines.append(f"  {title} ({len(items)}):")
+                lines += [f"    {k}" for k in items[:50]]
+                if len(items) > 50:
+                    lines.append(f"    ... and {len(items) - 50} more")
+        raise CheckpointMismatchError("\n".join(lines))

@@ -1,0 +1,39 @@
+"""Size presets. ``neuript_base`` is the paper's model (spec §2-3)."""
+
+from __future__ import annotations
+
+from .classifier import NeurIPT
+from .pretrain import NeurIPTPretrain
+
+__all__ = ["PRESETS", "neuript_tiny", "neuript_small", "neuript_base", "build"]
+
+#: encoder hyperparameters per preset (all use merge (1,4,1,2,1,2) and experts (0,0,2,4,4,6))
+PRESETS: dict[str, dict] = {
+    "tiny": dict(d_model=64, n_heads=4, d_ff=64, expert_hidden=48, shared_hidden=64),
+    "small": dict(d_model=256, n_heads=8, d_ff=256, expert_hidden=192, shared_hidden=256),
+    "base": dict(d_model=768, n_heads=8, d_ff=768, expert_hidden=512, shared_hidden=768),
+}
+
+
+def build(name: str, *, pretrain: bool = False, **kwargs):
+    """Build preset ``name``; ``pretrain=True`` gives :class:`NeurIPTPretrain`, else :class:`NeurIPT`.
+    Keyword arguments override the preset / pass the channel description."""
+    if name not in PRESETS:
+        raise ValueError(f"unknown preset {name!r}; choose from {sorted(PRESETS)}")
+    cls = NeurIPTPretrain if pretrain else NeurIPT
+    return cls(**{**PRESETS[name], **kwargs})
+
+
+def neuript_tiny(*, pretrain: bool = False, **kwargs):
+    """d_model 64, 4 heads (tests, smoke runs)."""
+    return build("tiny", pretrain=pretrain, **kwargs)
+
+
+def neuript_small(*, pretrain: bool = False, **kwargs):
+    """d_model 256, 8 heads."""
+    return build("small", pretrain=pretrain, **kwargs)
+
+
+def neuript_base(*, pretrain: bool = False, **kwargs):
+    """Paper size: d_model 768, 8 heads, d_ff 768, 6 blocks, expert hidden 512, shared hidden 768."""
+    return build("base", pretrain=pretrain, **kwargs)

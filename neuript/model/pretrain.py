@@ -1,0 +1,322 @@
+"""Pretraining: AAMP / random maskers, the reconstruction decoder and :class:`NeurIPTPretrain`."""
+
+from __future__ import annotations
+
+import os
+from typing import Any, Callable, Sequence
+
+import torch
+from einops import rearrange
+from torch import nn
+
+from .attention import MultiHeadAttention, SwiGLU, TwoStageAttentionLayer
+from .embed import ElectrodeEncoding, sincos_table
+from .encoder import EncoderConfig, NeurIPTEncoder
+from .io import check_state_dict, load_checkpoint, save_checkpoint
+from .montage import as_positions, resolve_positions
+
+__all__ = ["AAMPMasker", "RandomMasker", "bert_replacement", "DecoderLayer", "NeurIPTDecoder", "NeurIPTPretrain"]
+
+
+def _window_mask(ranks: torch.Tensor, n_masked: int, generator: torch.Generator | None) -> torch.Tensor:
+    """Mask the points whose rank (B, C, T) lies in a window of ``n_masked`` consecutive ranks centred at a
+    uniform random rank per (sample, channel), clamped inside [0, T)."""
+    b, c, t = ranks.shape
+    xi = torch.rand(b, c, 1, generator=generator, device=ranks.device)
+    centre = torch.floor(xi * t).long()
+    start = (centre - n_masked // 2).clamp(0, t - n_masked)
+    return (ranks >= start) & (ranks < start + n_masked)
+
+
+class AAMPMasker:
+    """Amplitude-Aware Masking (spec §4).
+
+    Per sample and channel, the T values are ranked by (signed) amplitude and the ``round(T * P)`` points whose
+    ranks form a contiguous window centred at a uniform random rank are masked (window clamped inside the
+    ranks, so every channel masks exactly that many points). ``P`` is drawn per call from ``ratios``.
+
+    Parameters
+    ----------
+    ratios : sequence of float
+        Mask ratios to draw from (per batch).
+    generator : torch.Generator, optional
+        Random source (CPU generator; masks are created on the input's device).
+    """
+
+    def __init__(self, *, ratios: Sequence[float] = (0.2, 0.35, 0.5), generator: torch.Generator | None = None):
+        if not ratios or any(not 0.0 < r < 1.0 for r in ratios):
+            raise ValueError(f"mask ratios must be in (0, 1), got {ratios}")
+        self.ratios = tuple(float(r) for r in ratios)
+        self.generator = generator
+
+    def draw_ratio(self) -> float:
+        i = torch.randint(len(self.ratios), (1,), generator=self.generator).item()
+        return self.ratios[i]
+
+    @staticmethod
+    def n_masked(n_times: int, ratio: float) -> int:
+        return max(1, min(n_times, int(round(n_times * ratio))))
+
+    def ranks(self, x: torch.Tensor) -> torch.Tensor:
+        """Rank of every point within its channel (0 = smallest)."""
+        return x.argsort(dim=-1).argsort(dim=-1)
+
+    def __call__(self, x: torch.Tensor, ratio: float | None = None) -> torch.Tensor:
+        """x (B, C, T) -> bool mask (B, C, T), True = masked."""
+        ratio = self.draw_ratio() if ratio is None else ratio
+        t = x.shape[-1]
+        ranks = self.ranks(x.detach())
+        gen = self.generator if x.device.type == "cpu" else None
+        return _window_mask(ranks, self.n_masked(t, ratio), gen)
+
+
+class RandomMasker(AAMPMasker):
+    """Uniform random masking with the same count per channel as :class:`AAMPMasker` (ablation baseline)."""
+
+    def ranks(self, x: torch.Tensor) -> torch.Tensor:
+        gen = self.generator if x.device.type == "cpu" else None
+        noise = torch.rand(x.shape, generator=gen, device=x.device if gen is None else "cpu").to(x.device)
+        return noise.argsort(dim=-1).argsort(dim=-1)
+
+
+def bert_replacement(
+    mask: torch.Tensor,
+    *,
+    token_prob: float = 0.8,
+    random_prob: float = 0.1,
+    generator: torch.Generator | None = None,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Split masked points by the BERT rule: ``token_prob`` get the mask token, ``random_prob`` a random
+    embedding, the rest stay unchanged. Returns (use_token, use_random) boolean tensors like ``mask``."""
+    gen = generator if mask.device.type == "cpu" else None
+    u = torch.rand(mask.shape, generator=gen, device=mask.device)
+    use_token = mask & (u < token_prob)
+    use_random = mask & (u >= token_prob) & (u < token_prob + random_prob)
+    return use_token, use_random
+
+
+class DecoderLayer(nn.Module):
+    """One decoder layer: two-stage self-attention (dense SwiGLU), pre-LN cross-attention (per channel,
+    over time) to one encoder output, SwiGLU MLP and a ``Linear(d -> 1)`` prediction.
+
+    Parameters
+    ----------
+    d_model, n_heads, d_ff : int
+        Dimensions (as the encoder).
+    dropout : float
+        Dropout.
+    norm_eps : float
+        LayerNorm epsilon.
+    """
+
+    def __init__(self, *, d_model: int, n_heads: int, d_ff: int, dropout: float = 0.0, norm_eps: float = 1e-5):
+        super().__init__()
+        self.tsa = TwoStageAttentionLayer(
+            d_model=d_model,
+            n_heads=n_heads,
+            ffn1=SwiGLU(d_model=d_model, d_hidden=d_ff, dropout=dropout),
+            ffn2=SwiGLU(d_model=d_model, d_hidden=d_ff, dropout=dropout),
+            dropout=dropout,
+            norm_eps=norm_eps,
+        )
+        self.cross_attn = MultiHeadAttention(d_model=d_model, n_heads=n_heads, dropout=dropout)
+        self.norm_q = nn.LayerNorm(d_model, eps=norm_eps)
+        self.norm_kv = nn.LayerNorm(d_model, eps=norm_eps)
+        self.norm2 = nn.LayerNorm(d_model, eps=norm_eps)
+        self.mlp = SwiGLU(d_model=d_model, d_hidden=d_ff, dropout=dropout)
+        self.pred = nn.Linear(d_model, 1)
+        self.drop = nn.Dropout(dropout)
+
+    def forward(self, q: torch.Tensor, memory: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """q (B, C, T, d), memory (B, C, L, d) -> (new q (B, C, T, d), prediction (B, C, T))."""
+        b = q.shape[0]
+        q, _ = self.tsa(q)
+        x = rearrange(q, "b c t d -> (b c) t d")
+        mem = rearrange(memory, "b c l d -> (b c) l d")
+        x = x + self.drop(self.cross_attn(self.norm_q(x), self.norm_kv(mem)))
+        x = x + self.drop(self.mlp(self.norm2(x)))
+        pred = self.pred(x).squeeze(-1)
+        return rearrange(x, "(b c) t d -> b c t d", b=b), rearrange(pred, "(b c) t -> b c t", b=b)
+
+
+class NeurIPTDecoder(nn.Module):
+    """Stack of :class:`DecoderLayer`, one per encoder output; the per-layer predictions are summed.
+
+    Parameters
+    ----------
+    n_layers : int
+        Number of layers (= number of encoder outputs, blocks + 1).
+    d_model, n_heads, d_ff : int
+        Dimensions.
+    dropout, norm_eps : float
+        Dropout and LayerNorm epsilon.
+    """
+
+    def __init__(self, *, n_layers: int, d_model: int, n_heads: int, d_ff: int, dropout: float = 0.0, norm_eps: float = 1e-5):
+        super().__init__()
+        self.layers = nn.ModuleList(
+            DecoderLayer(d_model=d_model, n_heads=n_heads, d_ff=d_ff, dropout=dropout, norm_eps=norm_eps)
+            for _ in range(n_layers)
+        )
+
+    def forward(self, query: torch.Tensor, memories: Sequence[torch.Tensor]) -> torch.Tensor:
+        if len(memories) != len(self.layers):
+            raise ValueError(f"decoder has {len(self.layers)} layers but got {len(memories)} encoder outputs")
+        total = None
+        for layer, mem in zip(self.layers, memories):
+            query, pred = layer(query, mem)
+            total = pred if total is None else total + pred
+        return total
+
+
+class NeurIPTPretrain(nn.Module):
+    """Encoder + reconstruction decoder for amplitude-aware masked pretraining (spec §4).
+
+    Parameters
+    ----------
+    n_chans, n_times, sfreq, chs_info, ch_names, positions
+        Default channel description (as :class:`~neuript.model.classifier.NeurIPT`); ``positions`` can also be
+        given per call.
+    masker : {"aamp", "random"} or callable
+        Default masker used when ``forward`` gets no mask.
+    mask_ratios : sequence of float
+        Ratios the default masker draws from.
+    token_prob, random_prob : float
+        BERT rule for the masked input tokens (mask token / random embedding / unchanged).
+    loss_p : int
+        Reconstruction loss exponent (1 = L1, 2 = MSE) on masked points.
+    aux_loss_weight : float
+        Weight of the MoE auxiliary loss in ``loss``.
+    **encoder_kwargs
+        :class:`~neuript.model.encoder.EncoderConfig` fields.
+
+    ``forward(x, positions=None, mask=None)``: ``mask`` is None (default masker), a masker callable, a bool
+    tensor (B, C, T), or a list of per-block masks (B, C, L_i) (the first one must be the sample mask).
+    Returns ``dict(pred (B, C, T), loss, recon_loss, aux_loss, mask (B, C, T))``.
+
+    Attention / masking rules: see ``docs/model.md``.
+    """
+
+    def __init__(
+        self,
+        *,
+        n_chans: int | None = None,
+        n_times: int | None = None,
+        sfreq: float | None = None,
+        chs_info: Sequence[dict] | None = None,
+        ch_names: Sequence[str] | None = None,
+        positions: Any = None,
+        masker: str | Callable = "aamp",
+        mask_ratios: Sequence[float] = (0.2, 0.35, 0.5),
+        token_prob: float = 0.8,
+        random_prob: float = 0.1,
+        loss_p: int = 1,
+        aux_loss_weight: float = 0.8,
+        **encoder_kwargs,
+    ) -> None:
+        super().__init__()
+        unknown = set(encoder_kwargs) - EncoderConfig.fields()
+        if unknown:
+            raise TypeError(f"unknown NeurIPTPretrain arguments: {sorted(unknown)}")
+        pos, names = resolve_positions(n_chans=n_chans, chs_info=chs_info, ch_names=ch_names, positions=positions)
+        self.encoder = NeurIPTEncoder(EncoderConfig(**encoder_kwargs))
+        cfg = self.encoder.cfg
+        self.decoder = NeurIPTDecoder(
+            n_layers=cfg.n_blocks + 1, d_model=cfg.d_model, n_heads=cfg.n_heads, d_ff=cfg.d_ff,
+            dropout=cfg.dropout, norm_eps=cfg.norm_eps,
+        )
+        self.mask_token = nn.Parameter(torch.zeros(cfg.d_model))
+        nn.init.normal_(self.mask_token, std=0.02)
+        self.n_chans = n_chans if n_chans is not None else (pos.shape[0] if pos is not None else None)
+        self.n_times, self.sfreq, self.ch_names = n_times, sfreq, names
+        self.masker_name = masker if isinstance(masker, str) else None
+        self.mask_ratios = tuple(mask_ratios)
+        if isinstance(masker, str):
+            if masker not in ("aamp", "random"):
+                raise ValueError(f"masker must be 'aamp', 'random' or a callable, got {masker!r}")
+            masker = (AAMPMasker if masker == "aamp" else RandomMasker)(ratios=mask_ratios)
+        self.masker = masker
+        self.token_prob, self.random_prob, self.loss_p, self.aux_loss_weight = token_prob, random_prob, loss_p, aux_loss_weight
+        self.register_buffer("positions", pos if pos is not None else torch.empty(0, 3), persistent=False)
+
+    # ------------------------------------------------------------------ config / io
+    @property
+    def config(self) -> dict:
+        return dict(
+            model_type="NeurIPTPretrain",
+            n_chans=self.n_chans, n_times=self.n_times, sfreq=self.sfreq, ch_names=self.ch_names,
+            positions=self.positions.tolist() if self.positions.numel() else None,
+            masker=self.masker_name or "aamp", mask_ratios=list(self.mask_ratios),
+            token_prob=self.token_prob, random_prob=self.random_prob, loss_p=self.loss_p,
+            aux_loss_weight=self.aux_loss_weight, **self.encoder.cfg.to_dict(),
+        )
+
+    def save_pretrained(self, directory: str | os.PathLike) -> None:
+        save_checkpoint(directory, self.state_dict(), self.config)
+
+    @classmethod
+    def from_pretrained(cls, directory: str | os.PathLike, **overrides) -> "NeurIPTPretrain":
+        state, config = load_checkpoint(directory)
+        kind = config.pop("model_type", "NeurIPTPretrain")
+        if kind != "NeurIPTPretrain":
+            raise ValueError(f"{directory} holds a {kind!r} checkpoint, not 'NeurIPTPretrain'")
+        config.update(overrides)
+        model = cls(**config)
+        check_state_dict(model, state, source=str(directory))
+        model.load_state_dict(state)
+        return model
+
+    # ------------------------------------------------------------------ forward
+    def decoder_query(self, n_chans: int, n_times: int, positions: torch.Tensor) -> torch.Tensor:
+        """Decoder query on the full grid: temporal PE (T, d) + electrode PE (C, d) -> (C, T, d)."""
+        pe_t = self.encoder.temporal_encoding(n_times, device=positions.device)
+        pe_s = self.encoder.electrode_encoding(positions)
+        return pe_s[:, None, :] + pe_t[None, :, :]
+
+    def _positions(self, x: torch.Tensor, positions: Any) -> torch.Tensor:
+        if positions is not None:
+            pos = as_positions(positions).to(x.device)
+        elif self.positions.numel():
+            pos = self.positions
+        else:
+            raise ValueError("no electrode positions: pass positions or build the model with a channel description")
+        if pos.shape[0] != x.shape[1]:
+            raise ValueError(f"input has {x.shape[1]} channels but {pos.shape[0]} positions")
+        return pos
+
+    def forward(self, x: torch.Tensor, positions: Any = None, mask: Any = None) -> dict[str, torch.Tensor]:
+        pos = self._positions(x, positions)
+        enc = self.encoder
+        if mask is None:
+            mask = self.masker(x)
+        elif callable(mask) and not isinstance(mask, torch.Tensor):
+            mask = mask(x)
+        if isinstance(mask, torch.Tensor):
+            sample_mask = mask.bool()
+            block_masks = enc.scale_masks(sample_mask)
+        else:
+            block_masks = [m.bool() for m in mask]
+            sample_mask = block_masks[0]
+        if sample_mask.shape != x.shape:
+            raise ValueError(f"mask shape {tuple(sample_mask.shape)} does not match input {tuple(x.shape)}")
+
+        tokens = enc.embed(x)
+        if enc.cfg.mode == "paper" and self.training:
+            use_token, use_random = bert_replacement(sample_mask, token_prob=self.token_prob, random_prob=self.random_prob)
+            perm = torch.randint(x.shape[-1], x.shape, device=x.device)
+            random_tokens = enc.embed(torch.gather(x, -1, perm))  # embeddings of values drawn from the same channel
+            tokens = torch.where(use_random[..., None], random_tokens, tokens)
+            tokens = torch.where(use_token[..., None], self.mask_token.to(tokens.dtype), tokens)
+        outputs, aux = enc(x, pos, masks=block_masks, tokens=tokens)
+        out_masks = [sample_mask] + list(block_masks)
+        memories = [
+            torch.where(m[..., None], self.mask_token.to(o.dtype), o) for o, m in zip(outputs, out_masks)
+        ]
+        query = self.decoder_query(x.shape[1], x.shape[2], pos).to(outputs[0].dtype)
+        query = query.unsqueeze(0).expand(x.shape[0], -1, -1, -1)
+        pred = self.decoder(query, memories)
+        err = (pred.float() - x.float()).abs().pow(self.loss_p)
+        n = sample_mask.sum().clamp(min=1)
+        recon = (err * sample_mask).sum() / n
+        aux_w = self.aux_loss_weight * aux
+        return dict(pred=pred, loss=recon + aux_w, recon_loss=recon, aux_loss=aux_w, mask=sample_mask)
