@@ -9,7 +9,7 @@ __all__ = ["sample_path", "SAMPLES"]
 #: sample name → description
 SAMPLES = {
     "eegmat": "EEGMAT (MentalArithmetic), 10 subjects x 2 runs at 128 Hz: 8 train (00-21) + 2 val (28, 30)",
-    "eegmmidb": "EEGMMIDB, 3 runs (S001R01, S002R04, S002R08), 64 ch at 160 Hz",
+    "eegmmidb": "EEGMMIDB, 4 runs of S002 (R01 baseline, R03 movement, R04 + R08 imagery), 64 ch at 160 Hz",
 }
 
 

@@ -16,7 +16,7 @@ from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 EEGMAT_SUBJECTS = ("00", "03", "06", "09", "12", "15", "18", "21", "28", "30")  # 8 train + 2 val
-EEGMMIDB_RUNS = ("S001/S001R01.edf", "S002/S002R04.edf", "S002/S002R08.edf")
+EEGMMIDB_RUNS = ("S002/S002R01.edf", "S002/S002R03.edf", "S002/S002R04.edf", "S002/S002R08.edf")
 EEGMAT_SFREQ = 128.0
 
 

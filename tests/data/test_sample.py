@@ -32,7 +32,7 @@ def test_sample_eegmat_splits_nonempty():
     splits = {r.split for r in recs}
     assert {"train", "val"} <= splits
     assert {r.label for r in recs} == {0, 1}
-    assert len(get_recipe("eegmmidb").recordings(sample_path("eegmmidb"))) == 3
+    assert len(get_recipe("eegmmidb").recordings(sample_path("eegmmidb"))) == 4
 
 
 def test_sample_matches_original(shared_data):
