@@ -20,6 +20,10 @@ def _parse_sets(values: list[str] | None) -> dict[str, str]:
     return out
 
 
+def _show_warning(message, category, filename, lineno, file=None, line=None) -> None:
+    typer.echo(f"warning: {message}", err=True)
+
+
 def prepare(
     recipe: str = typer.Argument(..., help="Dataset recipe: eegmat, eegmmidb, sleep_edfx."),
     source: Path = typer.Option(..., "--source", "-s", help="Folder with the dataset's files."),
@@ -67,7 +71,7 @@ def prepare(
         raise typer.Exit(2)
     with warnings.catch_warnings():
         warnings.simplefilter("always", UserWarning)
-        warnings.formatwarning = lambda msg, cat, *a, **k: f"warning: {msg}\n"  # type: ignore[assignment]
+        warnings.showwarning = _show_warning  # restored by catch_warnings
         try:
             report = prepare_store(r, source=source, out=out, config=cfg, n_jobs=n_jobs, dtype=dtype,
                                    progress=not quiet, overwrite=overwrite)

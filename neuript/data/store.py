@@ -154,7 +154,8 @@ def process_recording(rec, recipe, cfg: PreprocessConfig, shard_dir: Path, dtype
         "n_windows": int(keep.sum()), "rejected": counts,
         "rejected_by_label": {str(int(lab)): {r: int(((reason == r) & (labels == lab)).sum()) for r in REJECT_REASONS}
                               for lab in np.unique(labels)},
-        "start": (starts[keep] / sfreq).tolist(), "label": labels[keep].astype(int).tolist(),
+        # window starts in seconds from the start of the recording (crop_start_s added back)
+        "start": (starts[keep] / sfreq + cfg.crop_start_s).tolist(), "label": labels[keep].astype(int).tolist(),
         "max_abs_uv": np.round(peak[keep], 3).tolist(),
     }
     shard_dir.mkdir(parents=True, exist_ok=True)
@@ -383,10 +384,12 @@ class WindowStore:
             cols = TABLE_COLUMNS + ["max_abs_uv", "shard", "row"]
             windows = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=cols)
             windows = windows[cols]
-            if manifest.get("complete", True) or True:
+            try:  # cache the table; a read-only store is fine, it is rebuilt in memory each time
                 tmp = path / f".windows.csv.tmp{os.getpid()}"
                 windows.to_csv(tmp, index=False)
                 os.replace(tmp, table_path)
+            except OSError:
+                pass
         windows["label"] = windows["label"].astype(np.int64)
         return cls(path, manifest, windows, metas)
 

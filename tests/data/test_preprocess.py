@@ -172,3 +172,22 @@ def test_resample_is_accurate_in_time(sf_in):
     want = np.sin(2 * np.pi * 10 * t64) + 0.5 * np.sin(2 * np.pi * 3.3 * t64 + 1.0)
     assert y.shape == want.shape
     assert np.abs(y - want)[128:-128].max() < 0.01
+
+
+def test_positions_stored_in_file_are_used():
+    names = ["EEG 000", "EEG 001", "EEG 002"]
+    info = mne.create_info(names, 128.0, "eeg")
+    locs = np.array([[0.0, 0.08, 0.05], [-0.05, 0.0, 0.07], [0.05, 0.0, 0.07]])
+    for ch, loc in zip(info["chs"], locs):
+        ch["loc"][:3] = loc
+    raw = mne.io.RawArray(np.random.default_rng(0).normal(0, 1e-5, (3, 128 * 20)), info, verbose="error")
+    out, ch_names, pos, _ = preprocess_raw(raw, PreprocessConfig(reference="average", notch=None))
+    assert ch_names == names and out.shape == (3, 64 * 20)
+    np.testing.assert_allclose(pos, locs)
+    # without stored positions the same names are an error naming them and the fixes
+    raw2 = mne.io.RawArray(raw.get_data(), mne.create_info(names, 128.0, "eeg"), verbose="error")
+    with pytest.raises(Exception, match=r"'EEG 000'.*rename"):
+        preprocess_raw(raw2, PreprocessConfig(reference="average"))
+    out3, names3, _, _ = preprocess_raw(raw2, PreprocessConfig(reference="average"), rename={
+        "EEG 000": "Fz", "EEG 001": "C3", "EEG 002": "C4"})
+    assert names3 == ["Fz", "C3", "C4"]

@@ -150,3 +150,26 @@ def test_missing_split_warns_not_crashes(tmp_path, eegmat_dir):
     with pytest.warns(UserWarning, match="'val' split"):
         recs = get_recipe("eegmat").recordings(src)
     assert [r.split for r in recs] == ["train"]
+
+
+def test_cli_prepare_reports_bad_file_and_exit_code(tmp_path, eegmat_dir):
+    from neuript.cli import _register, app
+
+    src = tmp_path / "src"
+    src.mkdir()
+    (src / "Subject06_2.edf").symlink_to(eegmat_dir / "Subject06_2.edf")
+    (src / "Subject07_2.edf").write_bytes(b"not an edf at all" * 40)
+    _register()
+    runner = CliRunner()
+    args = ["prepare", "eegmat", "--source", str(src), "--out", str(tmp_path / "st"), "-q", "--dtype", "float32",
+            "--set", "l_freq=0.5"]
+    res = runner.invoke(app, args)
+    assert res.exit_code == 1
+    assert "Subject07_2.edf" in res.output and "task=12" in res.output
+    st = WindowStore.open(tmp_path / "st")
+    assert st.dtype == "float32" and st.config["preprocess"]["l_freq"] == 0.5 and len(st) == 12
+    res = runner.invoke(app, ["prepare", "nope", "--source", str(src), "--out", str(tmp_path / "x")])
+    assert res.exit_code == 2 and "available" in res.output
+    res = runner.invoke(app, ["prepare", "eegmat", "--source", str(src), "--out", str(tmp_path / "y"),
+                              "--set", "bogus=1"])
+    assert res.exit_code == 2 and "bogus" in res.output
