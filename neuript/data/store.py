@@ -164,6 +164,18 @@ def process_recording(rec, recipe, cfg: PreprocessConfig, shard_dir: Path, dtype
     return meta
 
 
+def _init_worker() -> None:
+    """Pool initializer: on Linux, die with the parent (a killed ``prepare`` leaves no orphan workers)."""
+    try:
+        import ctypes
+        import signal
+
+        libc = ctypes.CDLL("libc.so.6", use_errno=True)
+        libc.prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+    except Exception:  # noqa: BLE001 - best effort, not available off Linux
+        pass
+
+
 def _worker(rec, recipe_name, recipe_opts, cfg_dict, shard_dir, dtype):
     import warnings as _w
 
@@ -295,7 +307,7 @@ def prepare_store(
         for r in todo:
             _record(*_worker(r, *args))
     else:
-        with ProcessPoolExecutor(max_workers=min(n_jobs, len(todo))) as ex:
+        with ProcessPoolExecutor(max_workers=min(n_jobs, len(todo)), initializer=_init_worker) as ex:
             futs = [ex.submit(_worker, r, *args) for r in todo]
             for f in as_completed(futs):
                 _record(*f.result())
