@@ -83,6 +83,23 @@ class WindowDataset(torch.utils.data.Dataset):
     def __len__(self) -> int:
         return len(self._local)
 
+    @property
+    def windows(self):
+        """Per-item window table (pandas DataFrame, row ``i`` = item ``i``): the stores' columns (``dataset,
+        subject, session, recording, start, label, split, montage, ...``) plus ``store`` (index into
+        :attr:`stores`)."""
+        if getattr(self, "_windows", None) is None:
+            import pandas as pd
+
+            parts = []
+            for k, st in enumerate(self.stores):
+                sel = self._local[self._store == k]
+                t = st.windows.iloc[sel].copy()
+                t["store"] = k
+                parts.append(t)
+            self._windows = pd.concat(parts, ignore_index=True) if parts else pd.DataFrame()
+        return self._windows
+
     def montage_info(self, montage: str) -> dict[str, Any]:
         """``dict(ch_names=list[str], positions=np.ndarray (C, 3))`` of a montage key."""
         if montage not in self._montages:

@@ -27,6 +27,9 @@ def test_items_and_transform(eegmat_store):
     local = np.flatnonzero(st.windows["split"].to_numpy() == "train")[3]
     np.testing.assert_array_equal(raw[3]["x"].numpy(), st.read([local])[0])
     assert ds.montage_info("tcp20")["ch_names"][0] == "Fp1-F7"
+    table = ds.windows
+    assert len(table) == len(ds) and (table["split"] == "train").all()
+    assert table["label"].tolist() == [ds[i]["label"] for i in range(len(ds))]
     with pytest.raises(KeyError):
         ds.montage_info("nope")
 
@@ -41,6 +44,7 @@ def test_mixed_montages_one_per_batch(eegmat_store, eegmat_car_store):
         assert b["x"].shape[1:] == (C, 320) and b["positions"].shape == (C, 3) and len(b["ch_names"]) == C
         assert b["label"].dtype == torch.long and b["x"].shape[0] == b["index"].shape[0] <= 16
         assert all(ds.montage[i] == b["montage"] for i in b["index"].tolist())
+        assert (ds.windows["montage"].iloc[b["index"].numpy()] == b["montage"]).all()
         seen += b["index"].tolist()
     assert sorted(seen) == list(range(len(ds)))
     assert {m for m, _ in _batches(loader)} == set(ds.montages)
