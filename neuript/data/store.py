@@ -512,7 +512,7 @@ def store_info(path: str | os.PathLike) -> dict[str, Any]:
     """Summary of a store: recordings, windows per split and class, montages, rejections, failures."""
     st = WindowStore.open(path)
     w = st.windows
-    names = st.label_names
+    names = {-1: "unlabelled", **st.label_names}
     per_split = {}
     for split, g in w.groupby("split", sort=True):
         per_split[split] = {"windows": int(len(g)), "recordings": int(g["recording"].nunique()),

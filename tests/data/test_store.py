@@ -168,6 +168,8 @@ def test_cli_prepare_reports_bad_file_and_exit_code(tmp_path, eegmat_dir):
     assert "Subject07_2.edf" in res.output and "task=12" in res.output
     st = WindowStore.open(tmp_path / "st")
     assert st.dtype == "float32" and st.config["preprocess"]["l_freq"] == 0.5 and len(st) == 12
+    res = runner.invoke(app, ["prepare", "eegmat", "--source", ".", "--out", ".", "--list-options"])
+    assert res.exit_code == 0 and "montage" in res.output and "reject_uv" in res.output
     res = runner.invoke(app, ["prepare", "nope", "--source", str(src), "--out", str(tmp_path / "x")])
     assert res.exit_code == 2 and "available" in res.output
     res = runner.invoke(app, ["prepare", "eegmat", "--source", str(src), "--out", str(tmp_path / "y"),
