@@ -191,3 +191,17 @@ def test_positions_stored_in_file_are_used():
     out3, names3, _, _ = preprocess_raw(raw2, PreprocessConfig(reference="average"), rename={
         "EEG 000": "Fz", "EEG 001": "C3", "EEG 002": "C4"})
     assert names3 == ["Fz", "C3", "C4"]
+
+
+def test_tcp_from_recorded_bipolar_channels():
+    rng = np.random.default_rng(1)
+    names = [f"EEG {p}" for p in TCP_BIPOLAR[::-1]]  # any order, 'EEG ' prefix
+    data = rng.normal(0, 5e-6, (20, 2560))
+    raw = mne.io.RawArray(data, mne.create_info(names, 256.0, "eeg"), verbose="error")
+    out, ch_names, _, _ = preprocess_raw(raw, PreprocessConfig(l_freq=None, h_freq=None, notch=None, sfreq=256.0))
+    assert ch_names == list(TCP_BIPOLAR)
+    np.testing.assert_allclose(out, data[::-1] * 1e6, rtol=1e-5, atol=1e-4)
+    # a reversed pair is negated
+    raw.rename_channels({"EEG Fp1-F7": "EEG F7-Fp1"})
+    out2, *_ = preprocess_raw(raw, PreprocessConfig(l_freq=None, h_freq=None, notch=None, sfreq=256.0))
+    np.testing.assert_allclose(out2[0], -data[19] * 1e6, rtol=1e-5, atol=1e-4)

@@ -175,3 +175,17 @@ def test_cli_prepare_reports_bad_file_and_exit_code(tmp_path, eegmat_dir):
     res = runner.invoke(app, ["prepare", "eegmat", "--source", str(src), "--out", str(tmp_path / "y"),
                               "--set", "bogus=1"])
     assert res.exit_code == 2 and "bogus" in res.output
+
+
+def test_parallel_and_serial_give_identical_stores(tmp_path, eegmat_dir):
+    src = tmp_path / "src"
+    src.mkdir()
+    for name in ("Subject10_2.edf", "Subject11_2.edf", "Subject30_2.edf"):
+        (src / name).symlink_to(eegmat_dir / name)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)
+        prepare_store(get_recipe("eegmat"), source=src, out=tmp_path / "a", n_jobs=1, progress=False)
+        prepare_store(get_recipe("eegmat"), source=src, out=tmp_path / "b", n_jobs=2, progress=False)
+    a, b = WindowStore.open(tmp_path / "a"), WindowStore.open(tmp_path / "b")
+    assert a.windows.drop(columns=["shard"]).equals(b.windows.drop(columns=["shard"]))
+    np.testing.assert_array_equal(a.read(np.arange(len(a))), b.read(np.arange(len(b))))
