@@ -281,6 +281,11 @@ def prepare_store(
     shard_dir.mkdir(parents=True, exist_ok=True)
     _atomic_write_text(mpath, json.dumps(manifest, indent=1, default=_json_default))
 
+    stale = sorted({j.stem for j in shard_dir.glob("*.json")} - set(ids))
+    if stale:
+        warnings.warn(f"{out} holds {len(stale)} recording(s) that the recipe no longer lists under {source} "
+                      f"(e.g. {stale[:3]}); they stay in the store. Delete shards/<name>.npy/.json or use "
+                      "--overwrite to drop them.", UserWarning, stacklevel=2)
     todo = [r for r in recs if not (shard_dir / f"{r.recording}.json").exists()]
     skipped = len(recs) - len(todo)
     failed: dict[str, str] = {}
@@ -568,4 +573,4 @@ def format_info(info: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
-del asdict, Iterable, warnings
+del asdict, Iterable

@@ -189,3 +189,16 @@ def test_parallel_and_serial_give_identical_stores(tmp_path, eegmat_dir):
     a, b = WindowStore.open(tmp_path / "a"), WindowStore.open(tmp_path / "b")
     assert a.windows.drop(columns=["shard"]).equals(b.windows.drop(columns=["shard"]))
     np.testing.assert_array_equal(a.read(np.arange(len(a))), b.read(np.arange(len(b))))
+
+
+def test_recordings_removed_from_source_are_reported(tmp_path, eegmat_dir):
+    src = tmp_path / "src"
+    src.mkdir()
+    for name in ("Subject12_2.edf", "Subject13_2.edf"):
+        (src / name).symlink_to(eegmat_dir / name)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)
+        prepare_store(get_recipe("eegmat"), source=src, out=tmp_path / "st", progress=False)
+    (src / "Subject13_2.edf").unlink()
+    with pytest.warns(UserWarning, match=r"no longer lists.*Subject13_2"):
+        prepare_store(get_recipe("eegmat"), source=src, out=tmp_path / "st", progress=False)
