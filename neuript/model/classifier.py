@@ -183,9 +183,11 @@ class NeurIPT(nn.Module):
         return self._aux_loss
 
     def pooled_features(self, features: Sequence[torch.Tensor]) -> list[torch.Tensor]:
-        """The encoder outputs the head reads: the embedding + the last ``n_pooled_blocks`` blocks."""
-        n = len(features) - 1
-        return [features[0]] + list(features[n - self.n_pooled_blocks + 1 :]) if self.n_pooled_blocks else [features[0]]
+        """The encoder outputs the head reads, in head order: the embedding, then the last
+        ``n_pooled_blocks`` block outputs from the deepest backwards (the reference code's order)."""
+        blocks = list(features[1:])
+        chosen = blocks[len(blocks) - self.n_pooled_blocks :] if self.n_pooled_blocks else []
+        return [features[0]] + chosen[::-1]
 
     # ------------------------------------------------------------------ forward
     def forward(
