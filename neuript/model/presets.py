@@ -5,7 +5,7 @@ from __future__ import annotations
 from .classifier import NeurIPT
 from .pretrain import NeurIPTPretrain
 
-__all__ = ["PRESETS", "neuript_tiny", "neuript_small", "neuript_base", "build"]
+__all__ = ["PRESETS", "neuript_tiny", "neuript_small", "neuript_base", "build", "parameter_counts"]
 
 #: encoder hyperparameters per preset (all use merge (1,4,1,2,1,2) and experts (0,0,2,4,4,6))
 PRESETS: dict[str, dict] = {
@@ -37,3 +37,17 @@ def neuript_small(*, pretrain: bool = False, **kwargs):
 def neuript_base(*, pretrain: bool = False, **kwargs):
     """Paper size: d_model 768, 8 heads, d_ff 768, 6 blocks, expert hidden 512, shared hidden 768."""
     return build("base", pretrain=pretrain, **kwargs)
+
+
+def parameter_counts(model) -> dict[str, int]:
+    """Total and *active* parameters (a token passes the shared expert, the gate and ``top_k`` routed experts
+    of each MoE; the other routed experts are inactive for it)."""
+    from .moe import MixtureOfExperts
+
+    total = sum(p.numel() for p in model.parameters())
+    inactive = 0
+    for mod in model.modules():
+        if isinstance(mod, MixtureOfExperts):
+            per_expert = sum(p.numel() for p in mod.experts[0].parameters())
+            inactive += (mod.n_experts - mod.top_k) * per_expert
+    return {"total": total, "active": total - inactive}

@@ -1,0 +1,75 @@
+"""Electrode encodings, checkpoint I/O and preset sizes."""
+
+import json
+
+import pytest
+import torch
+
+from neuript.model import CheckpointMismatchError, NeurIPT, NeurIPTPretrain
+from neuript.model.embed import ElectrodeEncoding, axis_dims, quantise_positions
+from neuript.model.presets import PRESETS, build, parameter_counts
+
+TINY = dict(d_model=32, n_heads=4, d_ff=32, expert_hidden=16, shared_hidden=32)
+
+
+def test_axis_dims():
+    assert axis_dims(768) == (256, 256, 256)
+    assert axis_dims(32) == (10, 10, 12)
+    assert axis_dims(30) == (10, 10, 10) or axis_dims(30) == (8, 8, 14)
+    assert sum(axis_dims(50)) == 50
+
+
+def test_grid_depends_on_montage_continuous_does_not():
+    pos = torch.randn(8, 3) * 0.05
+    grid = ElectrodeEncoding(d_model=24, mode="grid")
+    cont = ElectrodeEncoding(d_model=24, mode="continuous")
+    sub = [1, 3, 4]
+    torch.testing.assert_close(cont(pos)[sub], cont(pos[sub]))
+    assert not torch.allclose(grid(pos)[sub], grid(pos[sub]))
+    q = quantise_positions(pos)
+    assert q.min() == 0 and q.max() == 49 and (q.min(0).values == 0).all()
+
+
+def test_save_load_round_trip(tmp_path):
+    m = NeurIPT(n_outputs=3, n_chans=4, positions=torch.randn(4, 3) * 0.05, groups=[[0, 1], [2, 3]], **TINY).eval()
+    m.save_pretrained(tmp_path / "ck")
+    assert sorted(p.name for p in (tmp_path / "ck").iterdir()) == ["config.json", "model.safetensors"]
+    m2 = NeurIPT.from_pretrained(tmp_path / "ck").eval()
+    x = torch.randn(2, 4, 64)
+    torch.testing.assert_close(m(x), m2(x))
+    assert m2.groups == [[0, 1], [2, 3]]
+
+    p = NeurIPTPretrain(positions=torch.randn(4, 3) * 0.05, **TINY).eval()
+    p.save_pretrained(tmp_path / "pt")
+    p2 = NeurIPTPretrain.from_pretrained(tmp_path / "pt").eval()
+    mask = torch.rand(2, 4, 64) < 0.3
+    torch.testing.assert_close(p(x, mask=mask)["pred"], p2(x, mask=mask)["pred"])
+
+
+def test_mismatched_checkpoint_lists_keys(tmp_path):
+    m = NeurIPT(n_outputs=3, n_chans=4, positions=torch.randn(4, 3) * 0.05, groups="mean", **TINY)
+    m.save_pretrained(tmp_path / "ck")
+    cfg = json.loads((tmp_path / "ck" / "config.json").read_text())
+    cfg["n_experts"] = [0, 0, 2, 4, 4, 4]
+    cfg["n_outputs"] = 5
+    (tmp_path / "ck" / "config.json").write_text(json.dumps(cfg))
+    with pytest.raises(CheckpointMismatchError) as err:
+        NeurIPT.from_pretrained(tmp_path / "ck")
+    msg = str(err.value)
+    assert "final_layer.linear.weight" in msg and "encoder.blocks.5.tsa.ffn1.gate.weight" in msg
+    assert "missing keys" in msg or "unexpected keys" in msg
+
+
+def test_preset_parameter_counts():
+    pos = torch.randn(20, 3) * 0.05
+    groups = [[0, 4, 12, 16], [8, 9, 10, 11, 13, 14, 17, 18], [3, 7, 15, 19], [1, 2, 8], [5, 6, 11]]
+    base = build("base", n_outputs=6, positions=pos, groups=groups)
+    counts = parameter_counts(base)
+    assert counts["total"] == 92_373_286  # = sum of weight shapes in stage2_paper_keys.tsv
+    assert round(counts["active"] / 1e6, 1) == 73.5
+    pre = build("base", pretrain=True, positions=pos)
+    assert parameter_counts(pre)["total"] == 179_110_439  # = stage1_paper_keys.tsv
+    tiny = parameter_counts(build("tiny", n_outputs=6, positions=pos, groups=groups))
+    small = parameter_counts(build("small", n_outputs=6, positions=pos, groups=groups))
+    assert tiny["total"] < small["total"] < counts["total"]
+    assert set(PRESETS) == {"tiny", "small", "base"}
