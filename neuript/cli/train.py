@@ -1,0 +1,173 @@
+"""`neuript pretrain | finetune | evaluate | predict | embed` — thin wrappers over :mod:`neuript.train`."""
+
+from __future__ import annotations
+
+import json
+import logging
+from pathlib import Path
+from typing import Optional
+
+import typer
+from rich.console import Console
+
+console = Console(stderr=True)
+
+
+def _parse_overrides(items: list[str] | None) -> dict:
+    """``["dropout=0.0", "experts=[0,0,2]"]`` → ``{"dropout": 0.0, "experts": [0, 0, 2]}`` (values parsed as JSON)."""
+    out = {}
+    for item in items or []:
+        if "=" not in item:
+            raise typer.BadParameter(f"--model-set expects KEY=VALUE, got {item!r}")
+        key, value = item.split("=", 1)
+        try:
+            out[key.strip()] = json.loads(value)
+        except json.JSONDecodeError:
+            out[key.strip()] = value
+    return out
+
+
+def _seeds(text: str) -> list[int]:
+    try:
+        return [int(s) for s in text.split(",") if s.strip()]
+    except ValueError:
+        raise typer.BadParameter(f"--seeds expects comma-separated integers like 0,1,2; got {text!r}") from None
+
+
+def pretrain_cmd(
+    stores: list[Path] = typer.Argument(..., help="Window stores written by `neuript prepare` (several allowed)."),
+    out: Path = typer.Option(Path("runs/pretrain"), "--out", "-o", help="Run directory."),
+    preset: str = typer.Option("neuript_tiny", help="Model size: neuript_tiny, neuript_small, neuript_base (paper)."),
+    model_set: Optional[list[str]] = typer.Option(None, "--model-set", help="Override a model hyperparameter, KEY=VALUE (repeatable)."),
+    masking: str = typer.Option("aamp", help="aamp (amplitude-aware, paper) or random."),
+    epochs: int = typer.Option(40, help="Epochs over the training windows."),
+    max_steps: Optional[int] = typer.Option(None, help="Stop after this many optimiser steps (also sizes the LR schedule)."),
+    batch_size: int = typer.Option(480, help="Global batch size (split over processes under torchrun)."),
+    lr: float = typer.Option(3e-4, help="OneCycle maximum learning rate."),
+    weight_decay: float = typer.Option(5e-3, help="AdamW weight decay."),
+    grad_clip: float = typer.Option(100.0, help="Gradient-norm clip."),
+    aux_weight: float = typer.Option(0.8, help="Weight of the MoE auxiliary losses."),
+    precision: str = typer.Option("bf16", help="bf16 (autocast) or fp32."),
+    seed: int = typer.Option(520, help="Random seed."),
+    split: str = typer.Option("all", help="Store split to train on ('all' = every window)."),
+    num_workers: int = typer.Option(0, help="DataLoader worker processes."),
+    checkpoint_every: int = typer.Option(200, help="Steps between resumable checkpoints."),
+    device: str = typer.Option("auto", help="auto, cpu, cuda, cuda:1 ..."),
+    tensorboard: bool = typer.Option(False, help="Also log to TensorBoard (needs the tensorboard package)."),
+    resume: bool = typer.Option(False, "--resume", help="Continue the interrupted run in --out."),
+) -> None:
+    """Masked pretraining (AAMP by default) over one or many stores. Under `torchrun` it runs distributed (DDP)."""
+    from neuript.train.pretrain import PretrainConfig, pretrain
+
+    cfg = PretrainConfig(
+        stores=[str(s) for s in stores], out=str(out), preset=preset, model_overrides=_parse_overrides(model_set),
+        masking=masking, epochs=epochs, max_steps=max_steps, batch_size=batch_size, lr=lr,
+        weight_decay=weight_decay, grad_clip=grad_clip, aux_weight=aux_weight, precision=precision, seed=seed,
+        split=split, num_workers=num_workers, checkpoint_every=checkpoint_every, device=device,
+        tensorboard=tensorboard,
+    )
+    run = pretrain(cfg, resume=resume)
+    console.print(f"[green]pretraining done[/]: model in {run / 'model'}, log {run / 'log.csv'}")
+
+
+def finetune_cmd(
+    stores: list[Path] = typer.Argument(..., help="Labelled window store(s) with train/val(/test) splits."),
+    out: Path = typer.Option(Path("runs/finetune"), "--out", "-o", help="Run directory."),
+    pretrained: Optional[Path] = typer.Option(None, help="Pretraining run (or its model/ folder); omit to train from scratch."),
+    preset: str = typer.Option("neuript_tiny", help="Model size when training from scratch."),
+    model_set: Optional[list[str]] = typer.Option(None, "--model-set", help="Override a model hyperparameter, KEY=VALUE (repeatable)."),
+    groups: str = typer.Option("functional", help="IILP lobe groups: functional, hemispheres, sagittal, coronal, mean."),
+    loss: str = typer.Option("balanced", help="balanced (logit-adjusted, spec §5) or ce."),
+    epochs: int = typer.Option(30, help="Maximum epochs."),
+    batch_size: int = typer.Option(64, help="Batch size."),
+    lr: float = typer.Option(1e-4, help="OneCycle maximum learning rate of the encoder."),
+    head_lr: Optional[float] = typer.Option(None, help="Learning rate of the head (default: --lr)."),
+    weight_decay: float = typer.Option(0.05, help="AdamW weight decay."),
+    freeze_epochs: int = typer.Option(0, help="Train only the head for this many first epochs."),
+    patience: int = typer.Option(8, help="Early stopping patience (epochs) on validation balanced accuracy."),
+    seeds: str = typer.Option("0", help="Comma-separated seeds, one model each, e.g. 0,1,2."),
+    precision: str = typer.Option("bf16", help="bf16 (autocast) or fp32."),
+    num_workers: int = typer.Option(0, help="DataLoader worker processes."),
+    device: str = typer.Option("auto", help="auto, cpu, cuda ..."),
+) -> None:
+    """Fine-tune the IILP classifier (from a pretrained run or from scratch), then evaluate it."""
+    from neuript.train.finetune import FinetuneConfig, finetune
+
+    cfg = FinetuneConfig(
+        stores=[str(s) for s in stores], out=str(out), pretrained=str(pretrained) if pretrained else None,
+        preset=preset, model_overrides=_parse_overrides(model_set), groups=groups, loss=loss, epochs=epochs,
+        batch_size=batch_size, lr=lr, head_lr=head_lr, weight_decay=weight_decay, freeze_epochs=freeze_epochs,
+        patience=patience, seeds=_seeds(seeds), precision=precision, num_workers=num_workers, device=device,
+    )
+    run = finetune(cfg)
+    console.print(f"[green]fine-tuning done[/]: {run}/report.md, models in {run}/seed*/model")
+
+
+def evaluate_cmd(
+    run: Path = typer.Argument(..., help="Fine-tuning run directory."),
+    split: Optional[str] = typer.Option(None, help="Split to evaluate (default: test, or val if test is empty)."),
+    store: Optional[list[Path]] = typer.Option(None, "--store", help="Evaluate on these stores instead of the run's."),
+    device: str = typer.Option("auto", help="auto, cpu, cuda ..."),
+) -> None:
+    """Balanced accuracy, AUC-PR/AUROC (binary) or kappa/weighted F1 (multi-class), mean ± std over seeds."""
+    from neuript.train.evaluation import evaluate_run
+
+    res = evaluate_run(run, split=split, stores=[str(s) for s in store] if store else None, device=device)
+    console.print(Path(res["files"]["report_md"]).read_text())
+    for name, path in res["files"].items():
+        console.print(f"  {name}: {path}")
+
+
+def predict_cmd(
+    file: Path = typer.Argument(..., help="Recording (EDF, BDF, FIF, EEGLAB .set, BrainVision .vhdr)."),
+    model: Path = typer.Option(..., "--model", "-m", help="Fine-tuning run directory or one seed's model/ folder."),
+    out: Optional[Path] = typer.Option(None, "--out", "-o", help="CSV to write (default: FILE stem + .predictions.csv)."),
+    stride: Optional[float] = typer.Option(None, help="Window stride in seconds (default: the window length)."),
+    allow_missing: bool = typer.Option(False, "--allow-missing", help="Interpolate electrodes the model needs but the file lacks (spherical splines) instead of failing."),
+    rename: Optional[list[str]] = typer.Option(None, "--rename", help="Rename a channel, OLD=NEW (repeatable)."),
+    device: str = typer.Option("auto", help="auto, cpu, cuda ..."),
+) -> None:
+    """Per-window class probabilities for a recording, with the preprocessing the model was trained with."""
+    from neuript.train.inference import predict_file
+
+    path = predict_file(file, model, out=out, stride_s=stride, allow_missing=allow_missing,
+                        rename=_parse_rename(rename), device=device)
+    console.print(f"[green]predictions[/]: {path}")
+
+
+def embed_cmd(
+    file: Path = typer.Argument(..., help="Recording (EDF, BDF, FIF, EEGLAB .set, BrainVision .vhdr)."),
+    model: Path = typer.Option(..., "--model", "-m", help="Fine-tuning run, a seed's model/ folder, or a pretraining run."),
+    out: Optional[Path] = typer.Option(None, "--out", "-o", help=".npy to write (default: FILE stem + .embeddings.npy)."),
+    stride: Optional[float] = typer.Option(None, help="Window stride in seconds (default: the window length)."),
+    allow_missing: bool = typer.Option(False, "--allow-missing", help="Interpolate missing electrodes instead of failing."),
+    rename: Optional[list[str]] = typer.Option(None, "--rename", help="Rename a channel, OLD=NEW (repeatable)."),
+    device: str = typer.Option("auto", help="auto, cpu, cuda ..."),
+) -> None:
+    """Per-window embeddings (the IILP-pooled encoder features) of a recording, saved as .npy."""
+    from neuript.train.inference import embed_file
+
+    path = embed_file(file, model, out=out, stride_s=stride, allow_missing=allow_missing,
+                      rename=_parse_rename(rename), device=device)
+    console.print(f"[green]embeddings[/]: {path}")
+
+
+def _parse_rename(items: list[str] | None) -> dict[str, str] | None:
+    if not items:
+        return None
+    out = {}
+    for item in items:
+        if "=" not in item:
+            raise typer.BadParameter(f"--rename expects OLD=NEW, got {item!r}")
+        old, new = item.split("=", 1)
+        out[old] = new
+    return out
+
+
+def register(app: typer.Typer) -> None:
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    app.command("pretrain")(pretrain_cmd)
+    app.command("finetune")(finetune_cmd)
+    app.command("evaluate")(evaluate_cmd)
+    app.command("predict")(predict_cmd)
+    app.command("embed")(embed_cmd)

@@ -1,0 +1,120 @@
+"""Evaluate a fine-tuning run: every seed's best model on a split, metrics mean ± std, report and plots."""
+
+from __future__ import annotations
+
+import json
+import logging
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from neuript.train import modeling
+from neuript.train.common import resolve_device
+from neuript.train.inference import predict_dataset
+
+log = logging.getLogger(__name__)
+
+__all__ = ["evaluate_run"]
+
+
+def _seed_dirs(run: Path) -> list[Path]:
+    dirs = sorted((p for p in run.glob("seed*") if modeling.is_saved_model(p / "model")),
+                  key=lambda p: int(p.name[4:]) if p.name[4:].isdigit() else 0)
+    if not dirs:
+        raise FileNotFoundError(
+            f"{run} holds no fine-tuned model (expected {run}/seed<k>/model). Run `neuript finetune` first."
+        )
+    return dirs
+
+
+def evaluate_run(run: str | Path, *, split: str | None = None, stores: list[str] | None = None,
+                 device: str = "auto", batch_size: int = 64, paper_reference: dict | None = None,
+                 title: str | None = None) -> dict[str, Any]:
+    """Evaluate every seed of a fine-tuning run and write ``report.json``, ``report.md`` and PNG plots.
+
+    Parameters
+    ----------
+    run
+        Directory written by :func:`neuript.train.finetune.finetune`.
+    split
+        Split to evaluate; default: the run's test split, or its validation split when the test split is empty
+        (the report then says so).
+    stores
+        Stores to read the split from (default: the stores the run was trained on).
+    """
+    from neuript.data.loader import WindowDataset
+    from neuript.evaluate.metrics import aggregate, compute_metrics
+    from neuript.evaluate.plots import plot_confusion_matrix, plot_roc
+    from neuript.evaluate.report import write_report
+
+    run = Path(run)
+    meta = json.loads((run / "run.json").read_text())
+    cfg = meta["config"]
+    stores = stores or cfg["stores"]
+    dev = resolve_device(device)
+    note = None
+    if split is None:
+        split = cfg.get("test_split", "test")
+        ds = WindowDataset(stores, split=split)
+        if len(ds) == 0:
+            note = (f"The {split!r} split is empty (its subjects are not in the source folder): "
+                    f"these are VALIDATION metrics ({cfg.get('val_split', 'val')!r} split), which were also used "
+                    "for early stopping and are therefore optimistic.")
+            log.warning(note)
+            split = cfg.get("val_split", "val")
+            ds = WindowDataset(stores, split=split)
+    else:
+        ds = WindowDataset(stores, split=split)
+    if len(ds) == 0:
+        raise ValueError(f"split {split!r} of {stores} has no windows to evaluate")
+
+    label_names: dict[int, str] = {int(k): v for k, v in meta["label_names"].items()}
+    n_classes = len(label_names)
+    class_names = [label_names[i] for i in range(n_classes)]
+    per_seed: dict[str, dict[str, Any]] = {}
+    all_probs = []
+    labels = None
+    for seed_dir in _seed_dirs(run):
+        model, _ = modeling.load_classifier(seed_dir / "model", device=dev)
+        probs, labels, index = predict_dataset(model, ds, batch_size=batch_size, device=dev)
+        metrics = compute_metrics(labels, probs, n_classes=n_classes)
+        per_seed[seed_dir.name] = metrics
+        all_probs.append(probs)
+        table = ds.windows.iloc[index][["dataset", "subject", "session", "recording", "start", "label"]].copy()
+        for c in range(n_classes):
+            table[f"prob_{class_names[c]}"] = probs[:, c]
+        table["predicted"] = [class_names[i] for i in probs.argmax(1)]
+        tmp = seed_dir / f".predictions_{split}.csv.tmp"
+        table.to_csv(tmp, index=False)
+        tmp.replace(seed_dir / f"predictions_{split}.csv")
+
+    results = {
+        "split": split,
+        "note": note,
+        "n_windows": int(len(ds)),
+        "class_counts": {class_names[c]: int((labels == c).sum()) for c in range(n_classes)},
+        "per_seed": per_seed,
+        "aggregate": aggregate(list(per_seed.values())),
+        "provenance": {
+            "run": str(run),
+            "stores": [str(s) for s in stores],
+            "config": cfg,
+            "data_fingerprint": meta.get("data_fingerprint"),
+            "versions": meta.get("versions"),
+            "seeds": list(per_seed),
+        },
+    }
+    title = title or f"neuript evaluation — {run.name} ({split} split)"
+    json_path, md_path = write_report(results, run, title=title, paper_reference=paper_reference)
+    mean_probs = np.mean(all_probs, axis=0)
+    pred = mean_probs.argmax(1)
+    cm = pd.crosstab(pd.Categorical(labels, categories=range(n_classes)),
+                     pd.Categorical(pred, categories=range(n_classes)), dropna=False).to_numpy()
+    plots = {
+        "confusion_matrix": str(plot_confusion_matrix(cm, class_names, run / "confusion_matrix.png")),
+        "roc": str(plot_roc(labels, mean_probs, run / "roc.png", class_names=class_names)),
+    }
+    results["files"] = {"report_json": str(json_path), "report_md": str(md_path), **plots}
+    return results

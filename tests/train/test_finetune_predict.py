@@ -1,0 +1,101 @@
+"""Fine-tune (from a pretraining run and from scratch), evaluate, predict and embed on real recordings."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import mne
+import numpy as np
+import pandas as pd
+import pytest
+
+from neuript.train.finetune import FinetuneConfig, finetune
+from neuript.train.inference import embed_file, predict_file
+from neuript.train.pretrain import PretrainConfig, pretrain
+
+
+@pytest.fixture(scope="module")
+def pretrained(stores, tiny_overrides, tmp_path_factory) -> Path:
+    out = tmp_path_factory.mktemp("pt") / "run"
+    return pretrain(PretrainConfig(stores=[str(stores["eegmmidb"])], out=str(out), preset="neuript_tiny",
+                                   model_overrides=tiny_overrides, epochs=1, max_steps=3, batch_size=8,
+                                   precision="bf16", plot=True, device="cpu"))
+
+
+@pytest.fixture(scope="module")
+def finetuned(stores, pretrained, tmp_path_factory) -> Path:
+    out = tmp_path_factory.mktemp("ft") / "run"
+    return finetune(FinetuneConfig(stores=[str(stores["eegmat"])], out=str(out), pretrained=str(pretrained),
+                                   epochs=2, batch_size=16, lr=1e-3, seeds=[0, 1], precision="bf16",
+                                   max_train_batches=4, device="cpu"))
+
+
+def test_pretraining_outputs(pretrained):
+    assert (pretrained / "reconstruction.png").stat().st_size > 1000
+    log = pd.read_csv(pretrained / "log.csv")
+    assert {"loss", "recon_loss", "aux_loss", "lr", "windows_per_s", "val_recon_loss"} <= set(log.columns)
+
+
+def test_finetune_reports_validation_metrics_when_test_split_is_absent(finetuned):
+    report = json.loads((finetuned / "report.json").read_text())
+    assert report["split"] == "val" and "VALIDATION" in report["note"]
+    assert set(report["per_seed"]) == {"seed0", "seed1"}
+    for m in ("balanced_accuracy", "auc_pr", "auroc"):
+        agg = report["aggregate"][m]
+        assert agg["n"] == 2 and 0.0 <= agg["mean"] <= 1.0
+    assert "VALIDATION" in (finetuned / "report.md").read_text()
+    for png in ("confusion_matrix.png", "roc.png"):
+        assert (finetuned / png).stat().st_size > 1000
+    preds = pd.read_csv(finetuned / "seed0" / "predictions_val.csv")
+    assert len(preds) == report["n_windows"] and set(preds["subject"].astype(str)) == {"28"}
+    np.testing.assert_allclose(preds["prob_rest"] + preds["prob_task"], 1.0, atol=1e-5)
+
+
+def test_finetune_skips_finished_seeds(finetuned, stores):
+    before = (finetuned / "seed0" / "model" / "model.safetensors").stat().st_mtime_ns
+    finetune(FinetuneConfig(stores=[str(stores["eegmat"])], out=str(finetuned), seeds=[0], device="cpu"))
+    assert (finetuned / "seed0" / "model" / "model.safetensors").stat().st_mtime_ns == before
+
+
+def test_predict_unseen_recording_and_other_format_agree(finetuned, shared_data, tmp_path):
+    edf = shared_data / "eegmat" / "Subject05_1.edf"  # a subject the model never saw
+    csv_edf = predict_file(edf, finetuned, out=tmp_path / "a.csv", device="cpu")
+    a = pd.read_csv(csv_edf)
+    raw = mne.io.read_raw_edf(edf, preload=True, verbose="error")
+    n_windows = int(raw.n_times / raw.info["sfreq"] // 5)
+    assert len(a) == n_windows
+    assert list(a.columns[:3]) == ["window", "start_s", "end_s"]
+    np.testing.assert_allclose(a["prob_rest"] + a["prob_task"], 1.0, atol=1e-5)
+    assert set(a["predicted"]) <= {"rest", "task"}
+
+    fif = tmp_path / "Subject05_1_raw.fif"  # the same recording as FIF
+    raw.save(fif, verbose="error")
+    b = pd.read_csv(predict_file(fif, finetuned, out=tmp_path / "b.csv", device="cpu"))
+    np.testing.assert_allclose(a["prob_task"], b["prob_task"], atol=2e-3)
+
+    emb_path = embed_file(fif, finetuned, out=tmp_path / "emb.npy", device="cpu")
+    emb = np.load(emb_path)
+    assert emb.shape[0] == n_windows and emb.ndim == 2 and np.isfinite(emb).all()
+    assert np.load(tmp_path / "emb.times.npy").shape == (n_windows,)
+
+
+def test_missing_electrode_is_named_and_can_be_interpolated(finetuned, shared_data, tmp_path):
+    raw = mne.io.read_raw_edf(shared_data / "eegmat" / "Subject05_2.edf", preload=True, verbose="error")
+    raw.drop_channels(["EEG Cz"])
+    fif = tmp_path / "no_cz_raw.fif"
+    raw.save(fif, verbose="error")
+    with pytest.raises(ValueError, match=r"Cz.*lacks.*--allow-missing") as err:
+        predict_file(fif, finetuned, out=tmp_path / "x.csv", device="cpu")
+    assert str(fif) in str(err.value)
+    out = predict_file(fif, finetuned, out=tmp_path / "x.csv", allow_missing=True, device="cpu")
+    text = out.read_text()
+    assert text.startswith("# interpolated electrodes: Cz")
+    assert len(pd.read_csv(out, comment="#")) > 0
+
+
+def test_recording_without_usable_electrodes_fails_clearly(finetuned, shared_data, tmp_path):
+    eeglab = shared_data / "formats" / "test_raw.set"  # 'EEG 000' names: no electrode can be identified
+    with pytest.raises(ValueError, match="needs electrodes") as err:
+        predict_file(eeglab, finetuned, out=tmp_path / "y.csv", device="cpu")
+    assert "test_raw.set" in str(err.value) and "--rename" in str(err.value)
