@@ -96,9 +96,9 @@ def bert_replacement(
 
 
 class DecoderLayer(nn.Module):
-    """One decoder layer (reference layout): two-stage self-attention (dense SwiGLU); cross-attention per
-    channel over time from ``LN_q(x)`` to ``LN_kv(memory)``; ``x = LN_2(x + cross)``; ``x = x + MLP(x)``;
-    prediction ``Linear(d -> 1)(x)``; ``x`` is the next layer's query.
+    """One decoder layer (reference layout): two-stage self-attention (dense SwiGLU); ``q = LN_q(x)``;
+    cross-attention per channel over time from ``q`` to ``LN_kv(memory)``; ``x = LN_2(q + cross)``;
+    ``x = x + MLP(x)``; prediction ``Linear(d -> 1)(x)``; ``x`` is the next layer's query.
 
     Parameters
     ----------
@@ -134,7 +134,8 @@ class DecoderLayer(nn.Module):
         q, _ = self.tsa(q)
         x = rearrange(q, "b c t d -> (b c) t d")
         mem = rearrange(memory, "b c l d -> (b c) l d")
-        x = self.norm2(x + self.drop(self.cross_attn(self.norm_q(x), self.norm_kv(mem))))
+        x = self.norm_q(x)
+        x = self.norm2(x + self.drop(self.cross_attn(x, self.norm_kv(mem))))
         x = x + self.drop(self.mlp(x))
         pred = self.pred(x).squeeze(-1)
         return rearrange(x, "(b c) t d -> b c t d", b=b), rearrange(pred, "(b c) t -> b c t", b=b)
