@@ -54,7 +54,9 @@ class NeurIPT(nn.Module):
     Notes
     -----
     ``forward(x, *, positions=None, groups=None, return_features=False)``: ``positions`` / ``groups`` switch to
-    another montage for this call (``groups`` must keep the number of groups the head was built with).
+    another montage for this call (``groups`` must keep the number of groups the head was built with). With
+    ``positions`` of another channel count and no ``groups``, the construction-time scheme (e.g.
+    ``"functional"``) is re-applied to the new positions.
     """
 
     def __init__(
@@ -94,6 +96,7 @@ class NeurIPT(nn.Module):
         self.n_outputs, self.n_chans, self.n_times, self.sfreq = int(n_outputs), n_chans, n_times, sfreq
         self.ch_names = names
         self.groups = group_list
+        self.group_scheme = groups if isinstance(groups, str) or groups is None else None
         self.aux_loss_weight = aux_loss_weight
         self.register_buffer("positions", pos if pos is not None else torch.empty(0, 3), persistent=False)
         self.register_buffer("group_weights", group_matrix(group_list, n_chans), persistent=False)
@@ -213,7 +216,12 @@ class NeurIPT(nn.Module):
                 resolve_groups(groups, n_chans=x.shape[1], positions=pos), x.shape[1], device=x.device
             )
         elif positions is not None and x.shape[1] != self.n_chans:
-            raise ValueError("another montage at call time needs groups= as well")
+            if self.group_scheme is None:
+                raise ValueError("another montage at call time needs groups= as well (explicit groups were "
+                                 "given at construction)")
+            weights = group_matrix(
+                resolve_groups(self.group_scheme, n_chans=x.shape[1], positions=pos), x.shape[1], device=x.device
+            )
         else:
             weights = self.group_weights
         features, aux = self.encoder(x, pos)

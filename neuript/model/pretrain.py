@@ -194,7 +194,8 @@ class NeurIPTPretrain(nn.Module):
 
     ``forward(x, positions=None, mask=None)``: ``mask`` is None (default masker), a masker callable, a bool
     tensor (B, C, T), or a list of per-block masks (B, C, L_i) (the first one must be the sample mask).
-    Returns ``dict(pred (B, C, T), loss, recon_loss, aux_loss, mask (B, C, T))``.
+    Returns ``dict(pred (B, C, T), loss, recon_loss, aux_loss, mask (B, C, T))`` where ``aux_loss`` is the
+    *unweighted* sum of the MoE auxiliary losses and ``loss = recon_loss + aux_loss_weight * aux_loss``.
 
     Attention / masking rules: see ``docs/model.md``.
     """
@@ -320,5 +321,4 @@ class NeurIPTPretrain(nn.Module):
         err = (pred.float() - x.float()).abs().pow(self.loss_p)
         n = sample_mask.sum().clamp(min=1)
         recon = (err * sample_mask).sum() / n
-        aux_w = self.aux_loss_weight * aux
-        return dict(pred=pred, loss=recon + aux_w, recon_loss=recon, aux_loss=aux_w, mask=sample_mask)
+        return dict(pred=pred, loss=recon + self.aux_loss_weight * aux, recon_loss=recon, aux_loss=aux, mask=sample_mask)
