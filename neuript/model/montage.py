@@ -45,7 +45,7 @@ def resolve_positions(
     elif names is not None:
         from neuript.electrodes import channel_positions  # lazy: owned by the data layer
 
-        info = {"chs": list(chs_info)} if chs_info is not None else None
+        info = {"ch_names": [ch["ch_name"] for ch in chs_info], "chs": list(chs_info)} if chs_info is not None else None
         pos = as_positions(channel_positions(names, info=info))
     if pos is not None and names is not None and len(names) != pos.shape[0]:
         raise ValueError(f"{len(names)} channel names but {pos.shape[0]} positions")
