@@ -193,7 +193,8 @@ class NeurIPTPretrain(nn.Module):
         :class:`~neuript.model.encoder.EncoderConfig` fields.
 
     ``forward(x, positions=None, mask=None)``: ``mask`` is None (default masker), a masker callable, a bool
-    tensor (B, C, T), or a list of per-block masks (B, C, L_i) (the first one must be the sample mask).
+    tensor (B, C, T) (coarser masks derived: merged token masked when all its parts are), or a list: the
+    reference's per-block masks ``mask_info_0..`` (block 1 must not merge) or ``[sample mask] + per-block masks``.
     Returns ``dict(pred (B, C, T), loss, recon_loss, aux_loss, mask (B, C, T))`` where ``aux_loss`` is the
     *unweighted* sum of the MoE auxiliary losses and ``loss = recon_loss + aux_loss_weight * aux_loss``.
 
@@ -298,8 +299,17 @@ class NeurIPTPretrain(nn.Module):
             sample_mask = mask.bool()
             block_masks = enc.scale_masks(sample_mask)
         else:
-            block_masks = [m.bool() for m in mask]
-            sample_mask = block_masks[0]
+            given = [m.bool() for m in mask]
+            n_blocks = enc.cfg.n_blocks
+            if len(given) == n_blocks + 1:  # sample mask first, then one per block
+                sample_mask, block_masks = given[0], given[1:]
+            elif len(given) == n_blocks and given[0].shape[-1] == x.shape[-1]:  # reference layout (mask_info_0..)
+                sample_mask, block_masks = given[0], given
+            else:
+                raise ValueError(
+                    f"mask list must hold {n_blocks} per-block masks (block 1 unmerged) or the sample mask "
+                    f"followed by {n_blocks} per-block masks; got {len(given)}"
+                )
         if sample_mask.shape != x.shape:
             raise ValueError(f"mask shape {tuple(sample_mask.shape)} does not match input {tuple(x.shape)}")
 
