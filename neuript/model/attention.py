@@ -60,22 +60,36 @@ class MultiHeadAttention(nn.Module):
 
         ``mask`` (N, L) marks masked tokens of a self-attention sequence (see module docstring).
         """
-        context = x if context is None else context
         h = self.n_heads
-        q = rearrange(self.q_proj(x), "n l (h e) -> n h l e", h=h)
-        k = rearrange(self.k_proj(context), "n l (h e) -> n h l e", h=h)
-        v = rearrange(self.v_proj(context), "n l (h e) -> n h l e", h=h)
+        n, lq, d = x.shape
+        if context is None:
+            # one GEMM for q, k and v (weights concatenated on the fly; same result as three projections)
+            w = torch.cat((self.q_proj.weight, self.k_proj.weight, self.v_proj.weight))
+            b = torch.cat((self.q_proj.bias, self.k_proj.bias, self.v_proj.bias))
+            qkv = F.linear(x, w, b).view(n, lq, 3, h, d // h)
+            q, k, v = qkv.permute(2, 0, 3, 1, 4).unbind(0)  # views (N, h, L, e), no copies
+        else:
+            lk = context.shape[1]
+            q = self.q_proj(x).view(n, lq, h, d // h).transpose(1, 2)
+            w = torch.cat((self.k_proj.weight, self.v_proj.weight))
+            b = torch.cat((self.k_proj.bias, self.v_proj.bias))
+            k, v = F.linear(context, w, b).view(n, lk, 2, h, d // h).permute(2, 0, 3, 1, 4).unbind(0)
         attn_mask = None
         if mask is not None and mask_rule == "paper":
             keep = ~mask | mask.all(dim=-1, keepdim=True)  # all-masked rows: attend to all (no visible token)
-            attn_mask = keep[:, None, None, :]
+            attn_mask = keep[:, None, None, :]  # (N, 1, 1, L): broadcast over heads and queries, never expanded
+        dtype = q.dtype
+        if q.device.type == "cpu" and dtype in (torch.bfloat16, torch.float16):
+            # the CPU flash kernel is much slower in bf16 than in fp32 (up to ~7x for short sequences): attend in fp32
+            q, k, v = q.float(), k.float(), v.float()
         out = F.scaled_dot_product_attention(
             q, k, v, attn_mask=attn_mask, dropout_p=self.dropout if self.training else 0.0
         )
         if mask is not None and mask_rule == "official":
             # masked queries attend only to themselves: softmax over one key = its value
             out = torch.where(mask[:, None, :, None], v.to(out.dtype), out)
-        return self.out_proj(rearrange(out, "n h l e -> n l (h e)"))
+        out = out.transpose(1, 2).reshape(n, lq, d).to(dtype)
+        return self.out_proj(out)
 
 
 class SwiGLU(nn.Module):
@@ -161,9 +175,12 @@ class TwoStageAttentionLayer(nn.Module):
         :class:`neuript.model.moe.MixtureOfExperts`); a module with an ``aux_loss`` output
         (``forward`` returning ``(y, aux)``) is recognised by ``returns_aux = True``.
     dropout : float
-        Residual and attention dropout.
+        Dropout on the residual branches.
     norm_eps : float
         LayerNorm epsilon.
+    attn_dropout : float or None
+        Dropout on the attention weights (None: same as ``dropout``, the reference behaviour). Any value > 0
+        forces the unfused (math) attention path in training, which is much slower on CPU.
     """
 
     def __init__(
@@ -175,10 +192,12 @@ class TwoStageAttentionLayer(nn.Module):
         ffn2: nn.Module,
         dropout: float = 0.0,
         norm_eps: float = 1e-5,
+        attn_dropout: float | None = None,
     ) -> None:
         super().__init__()
-        self.time_attn = MultiHeadAttention(d_model=d_model, n_heads=n_heads, dropout=dropout)
-        self.channel_attn = MultiHeadAttention(d_model=d_model, n_heads=n_heads, dropout=dropout)
+        attn_dropout = dropout if attn_dropout is None else attn_dropout
+        self.time_attn = MultiHeadAttention(d_model=d_model, n_heads=n_heads, dropout=attn_dropout)
+        self.channel_attn = MultiHeadAttention(d_model=d_model, n_heads=n_heads, dropout=attn_dropout)
         self.norm1 = nn.LayerNorm(d_model, eps=norm_eps)
         self.norm2 = nn.LayerNorm(d_model, eps=norm_eps)
         self.norm3 = nn.LayerNorm(d_model, eps=norm_eps)

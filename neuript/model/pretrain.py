@@ -8,6 +8,7 @@ from typing import Any, Callable, Sequence
 import torch
 from einops import rearrange
 from torch import nn
+from torch.utils.checkpoint import checkpoint
 
 from .attention import MultiHeadAttention, SwiGLU, TwoStageAttentionLayer
 from .embed import ElectrodeEncoding, sincos_table
@@ -105,13 +106,19 @@ class DecoderLayer(nn.Module):
     d_model, n_heads, d_ff : int
         Dimensions (as the encoder).
     dropout : float
-        Dropout.
+        Dropout (residual branches, feed-forward hidden).
     norm_eps : float
         LayerNorm epsilon.
+    attn_dropout : float or None
+        Attention-weight dropout (None: ``dropout``).
     """
 
-    def __init__(self, *, d_model: int, n_heads: int, d_ff: int, dropout: float = 0.0, norm_eps: float = 1e-5):
+    def __init__(
+        self, *, d_model: int, n_heads: int, d_ff: int, dropout: float = 0.0, norm_eps: float = 1e-5,
+        attn_dropout: float | None = None,
+    ):
         super().__init__()
+        attn_dropout = dropout if attn_dropout is None else attn_dropout
         self.tsa = TwoStageAttentionLayer(
             d_model=d_model,
             n_heads=n_heads,
@@ -119,8 +126,9 @@ class DecoderLayer(nn.Module):
             ffn2=SwiGLU(d_model=d_model, d_hidden=d_ff, dropout=dropout),
             dropout=dropout,
             norm_eps=norm_eps,
+            attn_dropout=attn_dropout,
         )
-        self.cross_attn = MultiHeadAttention(d_model=d_model, n_heads=n_heads, dropout=dropout)
+        self.cross_attn = MultiHeadAttention(d_model=d_model, n_heads=n_heads, dropout=attn_dropout)
         self.norm_q = nn.LayerNorm(d_model, eps=norm_eps)
         self.norm_kv = nn.LayerNorm(d_model, eps=norm_eps)
         self.norm2 = nn.LayerNorm(d_model, eps=norm_eps)
@@ -152,21 +160,36 @@ class NeurIPTDecoder(nn.Module):
         Dimensions.
     dropout, norm_eps : float
         Dropout and LayerNorm epsilon.
+    attn_dropout : float or None
+        Attention-weight dropout (None: ``dropout``).
     """
 
-    def __init__(self, *, n_layers: int, d_model: int, n_heads: int, d_ff: int, dropout: float = 0.0, norm_eps: float = 1e-5):
+    def __init__(
+        self, *, n_layers: int, d_model: int, n_heads: int, d_ff: int, dropout: float = 0.0, norm_eps: float = 1e-5,
+        attn_dropout: float | None = None,
+    ):
         super().__init__()
         self.layers = nn.ModuleList(
-            DecoderLayer(d_model=d_model, n_heads=n_heads, d_ff=d_ff, dropout=dropout, norm_eps=norm_eps)
+            DecoderLayer(
+                d_model=d_model, n_heads=n_heads, d_ff=d_ff, dropout=dropout, norm_eps=norm_eps,
+                attn_dropout=attn_dropout,
+            )
             for _ in range(n_layers)
         )
 
-    def forward(self, query: torch.Tensor, memories: Sequence[torch.Tensor]) -> torch.Tensor:
+    def forward(
+        self, query: torch.Tensor, memories: Sequence[torch.Tensor], *, grad_checkpointing: bool = False
+    ) -> torch.Tensor:
+        """``grad_checkpointing``: recompute each layer in the backward pass (only the layer inputs are kept)."""
         if len(memories) != len(self.layers):
             raise ValueError(f"decoder has {len(self.layers)} layers but got {len(memories)} encoder outputs")
+        use_ckpt = grad_checkpointing and self.training and torch.is_grad_enabled()
         total = None
         for layer, mem in zip(self.layers, memories):
-            query, pred = layer(query, mem)
+            if use_ckpt:
+                query, pred = checkpoint(layer, query, mem, use_reentrant=False)
+            else:
+                query, pred = layer(query, mem)
             total = pred if total is None else total + pred
         return total
 
@@ -227,7 +250,7 @@ class NeurIPTPretrain(nn.Module):
         cfg = self.encoder.cfg
         self.decoder = NeurIPTDecoder(
             n_layers=cfg.n_blocks + 1, d_model=cfg.d_model, n_heads=cfg.n_heads, d_ff=cfg.d_ff,
-            dropout=cfg.dropout, norm_eps=cfg.norm_eps,
+            dropout=cfg.dropout, norm_eps=cfg.norm_eps, attn_dropout=cfg.attn_dropout,
         )
         self.mask_token = nn.Parameter(torch.zeros(cfg.d_model))
         nn.init.normal_(self.mask_token, std=0.02)
@@ -327,7 +350,7 @@ class NeurIPTPretrain(nn.Module):
         ]
         query = self.decoder_query(x.shape[1], x.shape[2], pos).to(outputs[0].dtype)
         query = query.unsqueeze(0).expand(x.shape[0], -1, -1, -1)
-        pred = self.decoder(query, memories)
+        pred = self.decoder(query, memories, grad_checkpointing=enc.cfg.grad_checkpointing)
         err = (pred.float() - x.float()).abs().pow(self.loss_p)
         n = sample_mask.sum().clamp(min=1)
         recon = (err * sample_mask).sum() / n
