@@ -133,12 +133,13 @@ class MixtureOfExperts(nn.Module):
             counts = counts.clamp(max=capacity)
             s_expert, s_token, s_w = s_expert[keep], s_token[keep], s_w[keep]
 
-        out = self.shared_expert(x)
-        for eid, (tok, w) in enumerate(zip(s_token.split(counts.tolist()), s_w.split(counts.tolist()))):
+        out = self.shared_expert(x)  # fresh tensor (its backward does not need it): accumulate in place
+        sizes = counts.tolist()
+        for eid, (tok, w) in enumerate(zip(s_token.split(sizes), s_w.split(sizes))):
             if tok.numel() == 0:
                 continue
-            y = self.experts[eid](x.index_select(0, tok)) * w.unsqueeze(-1).to(out.dtype)
-            out = out.index_add(0, tok, y.to(out.dtype))
+            y = self.experts[eid](x.index_select(0, tok))
+            out.index_add_(0, tok, (y * w.unsqueeze(-1).to(y.dtype)).to(out.dtype))
 
         # auxiliary losses
         gates = torch.zeros(n, e, device=x.device, dtype=torch.float32)
