@@ -9,7 +9,7 @@ __all__ = ["PRESETS", "neuript_tiny", "neuript_small", "neuript_base", "build", 
 
 #: encoder hyperparameters per preset (all use merge (1,4,1,2,1,2) and experts (0,0,2,4,4,6))
 PRESETS: dict[str, dict] = {
-    "tiny": dict(d_model=64, n_heads=4, d_ff=64, expert_hidden=48, shared_hidden=64),
+    "tiny": dict(d_model=32, n_heads=2, d_ff=32, expert_hidden=24, shared_hidden=32),
     "small": dict(d_model=256, n_heads=8, d_ff=256, expert_hidden=192, shared_hidden=256),
     "base": dict(d_model=768, n_heads=8, d_ff=768, expert_hidden=512, shared_hidden=768),
 }
@@ -25,7 +25,8 @@ def build(name: str, *, pretrain: bool = False, **kwargs):
 
 
 def neuript_tiny(*, pretrain: bool = False, **kwargs):
-    """d_model 64, 4 heads (tests, smoke runs)."""
+    """d_model 32, 2 heads (head dim 16: the CPU flash-attention kernel is several times slower at head dim 8);
+    sized for CPU demos and smoke runs."""
     return build("tiny", pretrain=pretrain, **kwargs)
 
 

@@ -70,6 +70,9 @@ def test_preset_parameter_counts():
     pre = build("base", pretrain=True, positions=pos)
     assert parameter_counts(pre)["total"] == 179_110_439  # = stage1_paper_keys.tsv
     tiny = parameter_counts(build("tiny", n_outputs=6, positions=pos, groups=groups))
+    assert tiny == {"total": 183_174, "active": 145_030}  # d 32 / 2 heads (docs/model.md)
+    assert parameter_counts(build("tiny", pretrain=True, positions=pos))["total"] == 335_079
+    assert PRESETS["tiny"]["d_model"] // PRESETS["tiny"]["n_heads"] >= 16  # CPU flash kernel: head dim >= 16
     small = parameter_counts(build("small", n_outputs=6, positions=pos, groups=groups))
     assert tiny["total"] < small["total"] < counts["total"]
     assert set(PRESETS) == {"tiny", "small", "base"}
