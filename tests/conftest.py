@@ -27,6 +27,21 @@ def shared_data_dir() -> Path:
     return _find("NEURIPT_SHARED_DATA", "data")
 
 
+def shared_spec_dir() -> Path:
+    """``<repo>/../shared/spec`` or ``$NEURIPT_SHARED_SPEC``; fails (never skips) when neither exists."""
+    return _find("NEURIPT_SHARED_SPEC", "spec")
+
+
 @pytest.fixture(scope="session")
 def shared_data() -> Path:
     return shared_data_dir()
+
+
+@pytest.fixture(scope="session")
+def shared_spec() -> Path:
+    return shared_spec_dir()
+
+
+@pytest.fixture(scope="session")
+def eegmat_dir(shared_data) -> Path:
+    return shared_data / "eegmat"

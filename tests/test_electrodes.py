@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import mne
@@ -11,20 +10,6 @@ import pytest
 
 from neuript.electrodes import (TCP_BIPOLAR, TCP_REFERENCE_FUNCTIONAL_GROUPS, UnknownChannelError, canonical_name,
                                 channel_positions, lobe_groups, parse_channel)
-
-REPO = Path(__file__).resolve().parents[1]
-
-
-def _shared() -> Path:
-    cands = [REPO / ".." / "shared" / "data"]
-    if os.environ.get("NEURIPT_SHARED_DATA"):
-        cands.append(Path(os.environ["NEURIPT_SHARED_DATA"]))
-    for c in cands:
-        if (c / "eegmat").is_dir():
-            return c.resolve()
-    pytest.fail(f"real EEG test data not found in {[str(c) for c in cands]}; set NEURIPT_SHARED_DATA",
-                pytrace=False)
-
 
 @pytest.mark.parametrize("name, expected", [
     ("EEG Fp1", "Fp1"), ("Fc5.", "FC5"), ("C3..", "C3"), ("Fcz.", "FCz"), ("FP1-REF", "Fp1"),
@@ -131,10 +116,10 @@ def _signal_files(root: Path):
             yield p
 
 
-def test_channel_mapping_on_every_shared_file():
+def test_channel_mapping_on_every_shared_file(shared_data):
     from neuript.data.io import read_raw
 
-    files = list(_signal_files(_shared()))
+    files = list(_signal_files(shared_data))
     assert len(files) >= 80
     seen = set()
     for f in files:

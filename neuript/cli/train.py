@@ -137,7 +137,7 @@ def predict_cmd(
 
 def embed_cmd(
     file: Path = typer.Argument(..., help="Recording (EDF, BDF, FIF, EEGLAB .set, BrainVision .vhdr)."),
-    model: Path = typer.Option(..., "--model", "-m", help="Fine-tuning run, a seed's model/ folder, or a pretraining run."),
+    model: Path = typer.Option(..., "--model", "-m", help="Fine-tuning run directory or one seed's model/ folder."),
     out: Optional[Path] = typer.Option(None, "--out", "-o", help=".npy to write (default: FILE stem + .embeddings.npy)."),
     stride: Optional[float] = typer.Option(None, help="Window stride in seconds (default: the window length)."),
     allow_missing: bool = typer.Option(False, "--allow-missing", help="Interpolate missing electrodes instead of failing."),

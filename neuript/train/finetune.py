@@ -21,7 +21,7 @@ import torch.nn.functional as F
 
 from neuript.train import modeling
 from neuript.train.checkpoint import write_json_atomic
-from neuript.train.common import autocast, fingerprint, now_iso, resolve_device, seed_everything, versions
+from neuript.train.common import autocast, now_iso, resolve_device, seed_everything, versions
 from neuript.train.inference import predict_dataset
 from neuript.train.progress import Progress
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import torch
 
@@ -165,9 +167,7 @@ def _run_windows(model, windows: np.ndarray, *, device, batch_size: int, what: s
     return np.concatenate(outs)
 
 
-def _default_out(file, suffix: str) -> "Path":
-    from pathlib import Path
-
+def _default_out(file, suffix: str) -> Path:
     f = Path(file)
     return f.with_name(f.name.split(".")[0] + suffix)
 
@@ -185,8 +185,6 @@ def predict_file(file, model_path, *, out=None, stride_s: float | None = None, a
     pathlib.Path
         The CSV written.
     """
-    from pathlib import Path
-
     import pandas as pd
 
     from neuript.train.common import resolve_device
@@ -220,8 +218,6 @@ def embed_file(file, model_path, *, out=None, stride_s: float | None = None, all
                rename: dict[str, str] | None = None, device: str = "auto", batch_size: int = 64):
     """Per-window embeddings (IILP-pooled encoder features, ``(n_windows, n_pooled * n_groups * d_model)``)
     of a recording, saved as ``.npy``; window start times go to a sidecar ``.times.npy``."""
-    from pathlib import Path
-
     from neuript.train.common import resolve_device
     from neuript.train.modeling import load_classifier
 

@@ -318,9 +318,9 @@ def pretrain(cfg: PretrainConfig, *, resume: bool = False, stop_after_steps: int
                 row = {
                     "step": step,
                     "epoch": epoch,
-                    "loss": float(loss),
-                    "recon_loss": float(out_d["recon_loss"]),
-                    "aux_loss": float(out_d["aux_loss"]),
+                    "loss": float(loss.detach()),
+                    "recon_loss": float(out_d["recon_loss"].detach()),
+                    "aux_loss": float(out_d["aux_loss"].detach()),
                     "grad_norm": float(grad_norm),
                     "lr": scheduler.get_last_lr()[0],
                     "windows_per_s": cfg.batch_size / dt if dt > 0 else math.nan,

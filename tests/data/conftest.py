@@ -2,37 +2,11 @@
 
 from __future__ import annotations
 
-import os
 import shutil
 import warnings
 from pathlib import Path
 
 import pytest
-
-REPO = Path(__file__).resolve().parents[2]
-
-
-def shared_data_dir() -> Path:
-    """``<repo>/../shared/data`` or ``$NEURIPT_SHARED_DATA``; fails (never skips) when neither exists."""
-    cands = [REPO / ".." / "shared" / "data"]
-    if os.environ.get("NEURIPT_SHARED_DATA"):
-        cands.append(Path(os.environ["NEURIPT_SHARED_DATA"]))
-    for c in cands:
-        if (c / "eegmat").is_dir():
-            return c.resolve()
-    pytest.fail(f"real EEG test data not found: looked in {[str(c) for c in cands]}. Put the shared data folder "
-                "next to the repository (../shared/data) or set NEURIPT_SHARED_DATA to it.", pytrace=False)
-
-
-@pytest.fixture(scope="session")
-def shared_data() -> Path:
-    return shared_data_dir()
-
-
-@pytest.fixture(scope="session")
-def eegmat_dir(shared_data) -> Path:
-    return shared_data / "eegmat"
-
 
 @pytest.fixture(scope="session")
 def eegmat_subset(tmp_path_factory, eegmat_dir) -> Path:

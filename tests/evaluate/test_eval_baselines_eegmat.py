@@ -2,13 +2,12 @@
 
 This checks that the pipelines fit and predict on real, common-average-referenced (rank-deficient) EEG with
 the right shapes and finite probabilities. It is *not* an accuracy claim (one subject, one split).
-The data live in the repo-sibling ``../shared/data/eegmat``; set ``NEURIPT_EEGMAT_DIR`` to point elsewhere.
-The test is skipped when the files are absent.
+The data live in the repo-sibling ``../shared/data/eegmat`` (``shared_data`` fixture; the test fails when they
+are absent).
 """
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import numpy as np
@@ -20,13 +19,6 @@ SFREQ = 64.0  # spec §6: downstream data resampled to 64 Hz
 WINDOW_S = 5.0  # EEGMAT window length (spec §6)
 CROP_S = 60.0  # both recordings hold at least 60 s (the task file is ~62 s)
 NON_SCALP = ["A2-A1"]  # the ear-reference channel stored as EEG
-
-
-def _eegmat_dir() -> Path:
-    env = os.environ.get("NEURIPT_EEGMAT_DIR")
-    if env:
-        return Path(env)
-    return Path(__file__).resolve().parents[2].parent / "shared" / "data" / "eegmat"
 
 
 def _windows(path: Path) -> tuple[np.ndarray, list[str]]:
@@ -44,11 +36,8 @@ def _windows(path: Path) -> tuple[np.ndarray, list[str]]:
 
 
 @pytest.fixture(scope="module")
-def eegmat_windows():
-    root = _eegmat_dir()
-    rest, task = root / "Subject00_1.edf", root / "Subject00_2.edf"
-    if not (rest.is_file() and task.is_file()):
-        pytest.skip(f"EEGMAT recordings not found under {root} (set NEURIPT_EEGMAT_DIR)")
+def eegmat_windows(eegmat_dir):
+    rest, task = eegmat_dir / "Subject00_1.edf", eegmat_dir / "Subject00_2.edf"
     x_rest, names_rest = _windows(rest)
     x_task, names_task = _windows(task)
     assert names_rest == names_task

@@ -17,10 +17,10 @@ from neuript.train.pretrain import PretrainConfig, pretrain
 REPO = Path(__file__).resolve().parents[2]
 
 
-def _cfg(stores, out, tiny_overrides, **kw):
-    base = dict(stores=[str(stores["eegmmidb"])], out=str(out), preset="neuript_tiny",
+def _cfg(st, out, tiny_overrides, **kw):
+    base = dict(stores=[str(st["eegmmidb"])], out=str(out), preset="neuript_tiny",
                 model_overrides={**tiny_overrides, "dropout": 0.0, "gate_noise": 0.0},
-                epochs=2, batch_size=8, lr=1e-3, precision="fp32", seed=3, checkpoint_every=2, plot=False,
+                epochs=1, batch_size=8, lr=1e-3, precision="fp32", seed=3, checkpoint_every=2, plot=False,
                 device="cpu")
     base.update(kw)
     return PretrainConfig(**base)
@@ -52,11 +52,16 @@ def test_interrupted_then_resumed_equals_uninterrupted(stores, tiny_overrides, t
     assert meta["data_fingerprint"] and meta["versions"]["torch"] and meta["config"]["seed"] == 3
 
 
-def test_resume_refuses_other_data(stores, tiny_overrides, tmp_path):
+def test_resume_refuses_other_data(stores, shared_data, tiny_overrides, tmp_path):
+    from neuript.data.recipes import get_recipe
+    from neuript.data.store import prepare_store
+
     pretrain(_cfg(stores, tmp_path / "r", tiny_overrides), stop_after_steps=1)
+    other = tmp_path / "other"  # the same recipe over other runs: another data fingerprint
+    prepare_store(get_recipe("eegmmidb", subjects="1", runs="3", reject_uv=None), source=shared_data / "eegmmidb",
+                  out=other, progress=False)
     with pytest.raises(ValueError, match="stores changed"):
-        pretrain(_cfg(stores, tmp_path / "r", tiny_overrides, stores=[str(stores["eegmmidb"]),
-                                                                      str(stores["eegmat"])]), resume=True)
+        pretrain(_cfg({"eegmmidb": other}, tmp_path / "r", tiny_overrides), resume=True)
 
 
 def test_torchrun_two_cpu_processes_match_one_process(stores, tiny_overrides, tmp_path):
