@@ -31,6 +31,7 @@ from typing import Any, Iterable, Sequence
 import numpy as np
 import pandas as pd
 
+from neuript._atomic import atomic_write, atomic_write_text
 from neuript.data.preprocess import PreprocessConfig, REJECT_REASONS, event_windows, preprocess_raw, \
     reject_windows, sliding_windows
 
@@ -61,33 +62,6 @@ def montage_key(ch_names: Sequence[str], positions: np.ndarray) -> str:
         return "tcp20"
     h = hashlib.sha1(json.dumps([list(ch_names), np.round(np.asarray(positions, float), 5).tolist()]).encode())
     return f"{len(ch_names)}ch-{h.hexdigest()[:10]}"
-
-
-#: fsync every shard before renaming it. Off by default: the rename alone makes a write atomic with respect to
-#: a killed process (what resumability needs); fsync adds durability across power loss / kernel crash at a
-#: large cost on some file systems (measured: it doubled the wall time of preparing EEGMAT). Set the
-#: environment variable NEURIPT_FSYNC=1 to turn it on.
-FSYNC = os.environ.get("NEURIPT_FSYNC", "0") not in ("0", "", "false", "no")
-
-
-def _atomic_write_text(path: Path, text: str) -> None:
-    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
-    with open(tmp, "w") as fh:
-        fh.write(text)
-        if FSYNC:
-            fh.flush()
-            os.fsync(fh.fileno())
-    os.replace(tmp, path)
-
-
-def _atomic_save_npy(path: Path, array: np.ndarray) -> None:
-    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
-    with open(tmp, "wb") as fh:
-        np.save(fh, array)
-        if FSYNC:
-            fh.flush()
-            os.fsync(fh.fileno())
-    os.replace(tmp, path)
 
 
 def _json_default(o):
@@ -159,8 +133,8 @@ def process_recording(rec, recipe, cfg: PreprocessConfig, shard_dir: Path, dtype
         "max_abs_uv": np.round(peak[keep], 3).tolist(),
     }
     shard_dir.mkdir(parents=True, exist_ok=True)
-    _atomic_save_npy(shard_dir / f"{rec.recording}.npy", np.ascontiguousarray(wins))
-    _atomic_write_text(shard_dir / f"{rec.recording}.json", json.dumps(meta, default=_json_default))
+    atomic_write(shard_dir / f"{rec.recording}.npy", lambda fh: np.save(fh, np.ascontiguousarray(wins)))
+    atomic_write_text(shard_dir / f"{rec.recording}.json", json.dumps(meta, default=_json_default))
     return meta
 
 
@@ -279,7 +253,7 @@ def prepare_store(
         raise FileExistsError(f"{out} exists, is not empty and is not a window store; choose another --out")
     shard_dir = out / "shards"
     shard_dir.mkdir(parents=True, exist_ok=True)
-    _atomic_write_text(mpath, json.dumps(manifest, indent=1, default=_json_default))
+    atomic_write_text(mpath, json.dumps(manifest, indent=1, default=_json_default))
 
     stale = sorted({j.stem for j in shard_dir.glob("*.json")} - set(ids))
     if stale:
@@ -302,7 +276,7 @@ def prepare_store(
             done[rid] = meta
         else:
             failed[rid] = err
-            _atomic_write_text(out / "failed.json", json.dumps(failed, indent=1))
+            atomic_write_text(out / "failed.json", json.dumps(failed, indent=1))
         if bar is not None:
             bar.update(1)
             if err:
@@ -320,7 +294,7 @@ def prepare_store(
         bar.close()
     failed_path = out / "failed.json"
     if failed:
-        _atomic_write_text(failed_path, json.dumps(failed, indent=1))
+        atomic_write_text(failed_path, json.dumps(failed, indent=1))
     elif failed_path.exists():
         failed_path.unlink()
     # consolidate the window table and summary
@@ -328,7 +302,7 @@ def prepare_store(
     manifest["complete"] = not failed
     manifest["summary"] = {"n_recordings": len(store.recordings), "n_windows": len(store),
                            "rejected": store.rejected_counts(), "failed": len(failed)}
-    _atomic_write_text(mpath, json.dumps(manifest, indent=1, default=_json_default))
+    atomic_write_text(mpath, json.dumps(manifest, indent=1, default=_json_default))
     rej = {r: sum(m["rejected"][r] for m in done.values()) for r in REJECT_REASONS}
     report = PrepareReport(done=len(done), skipped=skipped, failed=failed, n_windows=len(store), rejected=rej,
                            seconds=time.perf_counter() - t0, store=str(out))

@@ -19,7 +19,7 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 from sklearn import metrics as skm
 
-from neuript.evaluate._io import atomic_write
+from neuript._atomic import atomic_write
 from neuript.evaluate.metrics import _to_numpy, _validate
 
 __all__ = ["DEFAULT_DPI", "plot_confusion_matrix", "plot_reconstruction", "plot_roc"]
@@ -33,7 +33,7 @@ def _save(fig: Figure, path: str | os.PathLike, *, dpi: int) -> Path:
     buf = io.BytesIO()
     fig.savefig(buf, format="png", dpi=dpi, bbox_inches="tight")
     data = buf.getvalue()
-    return atomic_write(path, lambda fh: fh.write(data))
+    return atomic_write(path, lambda fh: fh.write(data), fsync=True)
 
 
 # --------------------------------------------------------------------------------------------------------------

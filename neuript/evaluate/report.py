@@ -20,7 +20,6 @@ The JSON is strict: ``nan``/``inf`` become ``null``, numpy types become Python t
 
 from __future__ import annotations
 
-import dataclasses
 import datetime as _dt
 import json
 import math
@@ -30,9 +29,8 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 
-from neuript.evaluate._io import atomic_write_text
+from neuript._atomic import atomic_write_text, to_jsonable
 from neuript.evaluate.metrics import (
     BINARY_METRICS,
     METRIC_DISPLAY_NAMES,
@@ -52,47 +50,6 @@ PERCENT_METRICS: frozenset[str] = frozenset({*BINARY_METRICS, *MULTICLASS_METRIC
 _NOT_IN_SUMMARY: frozenset[str] = frozenset({"n_samples"})
 
 
-def to_jsonable(obj: Any) -> Any:
-    """Convert ``obj`` into something :func:`json.dumps` accepts with ``allow_nan=False``.
-
-    Non-finite floats become ``None`` (JSON ``null``); numpy scalars/arrays, tuples and sets become Python
-    numbers/lists; mapping keys become strings; paths, datetimes and dataclasses are converted; any other
-    object falls back to ``str(obj)`` so provenance never makes the report fail.
-    """
-    if obj is None or isinstance(obj, (str, bool)):
-        return obj
-    if isinstance(obj, np.bool_):
-        return bool(obj)
-    if isinstance(obj, numbers.Integral):
-        return int(obj)
-    if isinstance(obj, numbers.Real):
-        f = float(obj)
-        return f if math.isfinite(f) else None
-    if isinstance(obj, np.ndarray):
-        return to_jsonable(obj.tolist())
-    if isinstance(obj, Mapping):
-        return {str(k): to_jsonable(v) for k, v in obj.items()}
-    if isinstance(obj, (list, tuple)):
-        return [to_jsonable(v) for v in obj]
-    if isinstance(obj, (set, frozenset)):
-        return sorted((to_jsonable(v) for v in obj), key=repr)
-    if isinstance(obj, os.PathLike):
-        return os.fspath(obj)
-    if isinstance(obj, (_dt.datetime, _dt.date)):
-        return obj.isoformat()
-    if dataclasses.is_dataclass(obj) and not isinstance(obj, type):
-        return to_jsonable(dataclasses.asdict(obj))
-    if hasattr(obj, "to_dict"):
-        try:
-            return to_jsonable(obj.to_dict())
-        except Exception:  # noqa: BLE001 - provenance must never break the report
-            pass
-    if hasattr(obj, "tolist"):  # torch tensors, numpy-likes
-        try:
-            return to_jsonable(obj.tolist())
-        except Exception:  # noqa: BLE001
-            pass
-    return str(obj)
 
 
 def _per_seed_items(per_seed: Any) -> list[tuple[str, Mapping[str, Any]]]:
@@ -307,6 +264,6 @@ def write_report(
     md_text = _render_markdown(
         doc, title=title, paper_reference=paper_reference, paper_label=paper_label, decimals=decimals, ddof=ddof
     )
-    json_path = atomic_write_text(out_dir / JSON_NAME, json_text)
-    md_path = atomic_write_text(out_dir / MD_NAME, md_text)
+    json_path = atomic_write_text(out_dir / JSON_NAME, json_text, fsync=True)
+    md_path = atomic_write_text(out_dir / MD_NAME, md_text, fsync=True)
     return json_path, md_path

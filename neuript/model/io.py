@@ -7,14 +7,15 @@ from __future__ import annotations
 
 import json
 import os
-import tempfile
 from pathlib import Path
 from typing import Mapping
 
 import torch
 from safetensors.torch import load_file, save_file
 
-__all__ = ["CheckpointMismatchError", "atomic_write_bytes", "save_checkpoint", "load_checkpoint", "check_state_dict"]
+from neuript._atomic import atomic_path, atomic_write_json
+
+__all__ = ["CheckpointMismatchError", "save_checkpoint", "load_checkpoint", "check_state_dict"]
 
 WEIGHTS_NAME = "model.safetensors"
 CONFIG_NAME = "config.json"
@@ -24,35 +25,13 @@ class CheckpointMismatchError(ValueError):
     """A checkpoint's tensors do not match the model built from its config."""
 
 
-def _atomic(path: Path, write) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(fd)
-    try:
-        write(tmp)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
-
-
-def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:
-    def write(tmp):
-        with open(tmp, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-
-    _atomic(Path(path), write)
-
-
 def save_checkpoint(directory: str | os.PathLike, state_dict: Mapping[str, torch.Tensor], config: dict) -> Path:
     """Write ``model.safetensors`` and ``config.json`` into ``directory`` (each atomically)."""
     directory = Path(directory)
     tensors = {k: v.detach().cpu().contiguous() for k, v in state_dict.items()}
-    _atomic(directory / WEIGHTS_NAME, lambda tmp: save_file(tensors, tmp, metadata={"format": "pt"}))
-    atomic_write_bytes(directory / CONFIG_NAME, (json.dumps(config, indent=1, sort_keys=True) + "\n").encode())
+    with atomic_path(directory / WEIGHTS_NAME) as tmp:
+        save_file(tensors, str(tmp), metadata={"format": "pt"})
+    atomic_write_json(directory / CONFIG_NAME, config, sort_keys=True)
     return directory
 
 

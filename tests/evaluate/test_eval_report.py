@@ -100,7 +100,7 @@ def test_report_overwrites_atomically_without_leftovers(tmp_path):
 def test_unwritable_directory_leaves_previous_report(tmp_path, monkeypatch):
     write_report({"per_seed": {0: {"balanced_accuracy": 0.5}}}, tmp_path, title="ok")
     before = (tmp_path / "report.json").read_text()
-    import neuript.evaluate._io as io_mod
+    import neuript._atomic as io_mod
 
     def boom(*a, **k):
         raise OSError("disk full")
