@@ -1,8 +1,8 @@
 """Progressive mixture-of-experts feed-forward (shared expert + routed SwiGLU experts).
 
 Dispatch is vectorised: token-expert assignments are sorted by expert (stable, so token order is kept within
-an expert), each expert runs once on the gathered rows of its tokens, and results are scattered back with
-``index_add``. Only the (at most a handful of) experts are looped over, never tokens.
+an expert), the rows of all assignments are gathered once (``index_select``), each expert runs once on its
+contiguous slice, and the weighted results are added back with one ``index_add_``. Only the (at most a handful of) experts are looped over, never tokens.
 """
 
 from __future__ import annotations
@@ -134,12 +134,14 @@ class MixtureOfExperts(nn.Module):
             s_expert, s_token, s_w = s_expert[keep], s_token[keep], s_w[keep]
 
         out = self.shared_expert(x)  # fresh tensor (its backward does not need it): accumulate in place
+        # one gather for all assignments (its backward is a single index_add into one (N, d) buffer, not one
+        # zero-filled (N, d) buffer per expert), one call per expert on its contiguous slice, one index_add
+        xs = x.index_select(0, s_token)
         sizes = counts.tolist()
-        for eid, (tok, w) in enumerate(zip(s_token.split(sizes), s_w.split(sizes))):
-            if tok.numel() == 0:
-                continue
-            y = self.experts[eid](x.index_select(0, tok))
-            out.index_add_(0, tok, (y * w.unsqueeze(-1).to(y.dtype)).to(out.dtype))
+        ys = [self.experts[eid](chunk) for eid, chunk in enumerate(xs.split(sizes)) if sizes[eid] > 0]
+        if ys:
+            y = ys[0] if len(ys) == 1 else torch.cat(ys)
+            out.index_add_(0, s_token, (y * s_w.unsqueeze(-1).to(y.dtype)).to(out.dtype))
 
         # auxiliary losses
         gates = torch.zeros(n, e, device=x.device, dtype=torch.float32)
