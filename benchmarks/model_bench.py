@@ -105,6 +105,18 @@ def worker(job: dict) -> dict:
     else:
         model.train()
         opt = torch.optim.AdamW(model.parameters(), lr=1e-5)
+    infer_s = None
+    if job.get("with_infer") and kind != "infer":
+        model.eval()
+        its = []
+        for i in range(job["steps"] + 1):
+            t0 = time.perf_counter()
+            with torch.inference_mode(), torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
+                model(x)
+            if i:
+                its.append(time.perf_counter() - t0)
+        infer_s = statistics.median(its)
+        model.train()
     base_rss = _rss_gb()
 
     def step():
@@ -129,7 +141,7 @@ def worker(job: dict) -> dict:
             times.append(time.perf_counter() - t0)
     med = statistics.median(times)
     peak = _peak_gb()
-    return dict(job, step_s=med, all_s=times, win_s=b / med, base_rss_gb=base_rss, peak_gb=peak,
+    return dict(job, infer_s=infer_s, step_s=med, all_s=times, win_s=b / med, base_rss_gb=base_rss, peak_gb=peak,
                 incr_gb=peak - base_rss, load=os.getloadavg()[0])
 
 
@@ -159,7 +171,20 @@ def check_official() -> dict:
 
 
 # ----------------------------------------------------------------------------------------------- driver side
+_CACHE: dict[str, dict] = {}
+_CACHE_PATH: str | None = None
+
+
+def _key(job: dict) -> str:
+    return json.dumps(job, sort_keys=True)
+
+
 def run_job(job: dict, timeout: float = 900) -> dict:
+    if _key(job) in _CACHE:
+        res = _CACHE[_key(job)]
+        print(f"  {job['kind']:8s} {job['variant']:16s} C={job['chans']} T={job['times']}: cached "
+              f"{res['win_s']:.3f} win/s", flush=True)
+        return res
     cmd = [sys.executable, "-m", "benchmarks.model_bench", "--worker", json.dumps(job)]
     t0 = time.perf_counter()
     try:
@@ -171,6 +196,9 @@ def run_job(job: dict, timeout: float = 900) -> dict:
         return dict(job, error=(p.stderr.strip().splitlines() or ["?"])[-1][:200])
     res = json.loads(lines[-1])
     res["wall_s"] = time.perf_counter() - t0
+    if _CACHE_PATH:
+        with open(_CACHE_PATH, "a") as f:
+            f.write(json.dumps(dict(key=_key(job), result=res)) + "\n")
     print(f"  {job['kind']:8s} {job['variant']:16s} B={job['batch']} C={job['chans']} T={job['times']}: "
           f"{res['win_s']:.3f} win/s, step {res['step_s']:.2f} s, peak {res['peak_gb']:.2f} GB "
           f"(+{res['incr_gb']:.2f}), load {res['load']:.1f}", flush=True)
@@ -187,6 +215,8 @@ def main(argv=None) -> None:
     ap.add_argument("--steps", type=int, default=3, help="timed steps per measurement (after one warm-up)")
     ap.add_argument("--threads", type=int, default=0, help="torch threads (0 = torch default)")
     ap.add_argument("--no-write", action="store_true", help="do not write BENCHMARKS.md")
+    ap.add_argument("--cache", help="JSON-lines file: reuse results of identical jobs found there, append new "
+                    "ones (lets an interrupted run resume)")
     ap.add_argument("--worker", help=argparse.SUPPRESS)
     ap.add_argument("--check", action="store_true", help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
@@ -199,6 +229,16 @@ def main(argv=None) -> None:
 
     from benchmarks._common import machine, write_section
 
+    global _CACHE_PATH
+    if args.cache:
+        _CACHE_PATH = args.cache
+        if os.path.exists(args.cache):
+            with open(args.cache) as f:
+                for ln in f:
+                    if ln.strip():
+                        d = json.loads(ln)
+                        _CACHE[d["key"]] = d["result"]
+
     t_start = time.perf_counter()
     common = dict(preset="base", chans=20, times=256, steps=args.steps, threads=args.threads)
     if args.quick:
@@ -208,7 +248,7 @@ def main(argv=None) -> None:
     else:
         plan = [("infer", 8, ["reference-like", "fp32", "bf16"]),
                 ("finetune", 4, ["reference-like", "fp32", "fp32-attn-dropout", "fp32-ckpt", "bf16", "bf16-ckpt"]),
-                ("pretrain", 2, ["reference-like", "fp32", "fp32-ckpt", "bf16", "bf16-ckpt"])]
+                ("pretrain", 2, ["reference-like", "fp32-ckpt", "bf16-ckpt"])]
     print("official-mode check (fp32 fast path vs reference-like attention) ...", flush=True)
     p = subprocess.run([sys.executable, "-m", "benchmarks.model_bench", "--check"], capture_output=True, text=True)
     check = json.loads([ln for ln in p.stdout.splitlines() if ln.startswith("{")][-1]) if p.returncode == 0 else None
@@ -222,11 +262,8 @@ def main(argv=None) -> None:
     scaling = []
     if not args.quick:
         for c, t in [(2, 256), (8, 256), (20, 256), (64, 256), (20, 64), (20, 640), (20, 1920)]:
-            row = dict(chans=c, times=t)
-            for kind in ("infer", "finetune"):
-                row[kind] = run_job(dict(common, chans=c, times=t, kind=kind, variant="bf16-ckpt" if kind == "finetune"
-                                         else "bf16", batch=1))
-            scaling.append(row)
+            scaling.append(dict(chans=c, times=t, finetune=run_job(
+                dict(common, chans=c, times=t, kind="finetune", variant="bf16-ckpt", batch=1, with_infer=True))))
 
     # ------------------------------------------------------------------ report
     ref_win = dict(infer=REF["infer"], finetune=REF["finetune"], pretrain=REF["pretrain"])
@@ -235,7 +272,9 @@ def main(argv=None) -> None:
         "## Model (paper size `neuript_base`, 20 channels x 256 samples, `mode=\"official\"`)",
         "",
         f"Machine: {machine()}.",
-        f"Command: `python -m benchmarks.model_bench{' --quick' if args.quick else ''}`; each row is a fresh "
+        f"Command: `python -m benchmarks.model_bench{' --quick' if args.quick else ''}"
+        f"{f' --threads {args.threads}' if args.threads else ''}` (torch threads per measurement: "
+        f"{args.threads or 'torch default'}); each row is a fresh "
         f"subprocess, median of {args.steps} steps after 1 warm-up step; fine-tuning / pretraining steps include "
         "backward and an AdamW update. Peak = process peak RSS (`ru_maxrss`); (+x) = increase over the RSS after "
         "building model, optimizer and inputs. Total wall time of the benchmark: {WALL}.",
@@ -288,11 +327,13 @@ def main(argv=None) -> None:
     lines.append("")
     if scaling:
         lines += ["### Scaling (base, bf16, batch 1; inference; fine-tuning step with checkpointing)", "",
+                  "One process per row: inference (eval, median of the same number of steps after a warm-up) is "
+                  "timed first, then fine-tuning steps; the peak is the process peak (fine-tuning dominates).", "",
                   "| channels | samples (s at 64 Hz) | inference s/window | fine-tune step s | fine-tune peak GB (+incr) |",
                   "|---|---|---|---|---|"]
         for row in scaling:
-            i, f = row["infer"], row["finetune"]
-            its = f"{i['step_s']:.2f}" if "step_s" in i else i.get("error", "?")
+            f = row["finetune"]
+            its = f"{f['infer_s']:.2f}" if "infer_s" in f else f.get("error", "?")
             fts = f"{f['step_s']:.2f}" if "step_s" in f else f.get("error", "?")
             lines.append(f"| {row['chans']} | {row['times']} ({row['times'] / 64:g} s) | {its} | {fts} | {_fmt_mem(f)} |")
         lines.append("")
