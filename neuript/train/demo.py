@@ -8,11 +8,8 @@ from typing import Callable, Sequence
 
 __all__ = ["run_demo"]
 
-#: the demo's model: neuript_tiny, narrowed so that the whole demo fits in minutes on a 2-core CPU
-DEMO_MODEL = {"d_model": 32, "n_heads": 2, "d_ff": 32, "expert_hidden": 24, "shared_hidden": 32}
 
-
-def run_demo(out: str | Path, *, pretrain_steps: int = 60, finetune_epochs: int = 6, seeds: Sequence[int] = (0,),
+def run_demo(out: str | Path, *, pretrain_steps: int = 40, finetune_epochs: int = 4, seeds: Sequence[int] = (0,),
              n_jobs: int = 2, log: Callable[[str], None] = print) -> dict[str, Path]:
     """prepare → pretrain (AAMP, tiny) → fine-tune → evaluate → predict; returns the paths it produced."""
     from neuript.data.recipes import get_recipe
@@ -35,7 +32,6 @@ def run_demo(out: str | Path, *, pretrain_steps: int = 60, finetune_epochs: int 
     log(f"[bold]2/5 pretrain[/]: AAMP masked reconstruction, neuript_tiny, {pretrain_steps} steps")
     pt = pretrain(PretrainConfig(stores=[str(stores / "eegmmidb")], out=str(out / "pretrain"), preset="neuript_tiny",
                                  epochs=1000, max_steps=pretrain_steps, batch_size=8, lr=1e-3, precision="bf16",
-                                 model_overrides=dict(DEMO_MODEL),
                                  checkpoint_every=max(pretrain_steps // 2, 1), seed=520),
                   resume=(out / "pretrain" / "checkpoint").exists())
 
@@ -47,7 +43,7 @@ def run_demo(out: str | Path, *, pretrain_steps: int = 60, finetune_epochs: int 
 
     log("[bold]4/5 evaluate[/]")
     report = json.loads((ft_dir / "report.json").read_text())
-    log((ft_dir / "report.md").read_text())
+    log((ft_dir / "report.md").read_text().split("## Provenance")[0].rstrip())
 
     log("[bold]5/5 predict[/]: per-window probabilities for one held-out recording")
     val_file = _held_out_file(eegmat_src, stores / "eegmat", split=report.get("split", "val"))
