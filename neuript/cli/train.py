@@ -50,6 +50,7 @@ def pretrain_cmd(
     precision: str = typer.Option("bf16", help="bf16 (autocast) or fp32."),
     seed: int = typer.Option(520, help="Random seed."),
     split: str = typer.Option("all", help="Store split to train on ('all' = every window)."),
+    val_fraction: float = typer.Option(0.05, help="Recordings held out for the validation loss when the stores have no 'val' split."),
     num_workers: int = typer.Option(0, help="DataLoader worker processes."),
     checkpoint_every: int = typer.Option(200, help="Steps between resumable checkpoints."),
     device: str = typer.Option("auto", help="auto, cpu, cuda, cuda:1 ..."),
@@ -63,7 +64,7 @@ def pretrain_cmd(
         stores=[str(s) for s in stores], out=str(out), preset=preset, model_overrides=_parse_overrides(model_set),
         masking=masking, epochs=epochs, max_steps=max_steps, batch_size=batch_size, lr=lr,
         weight_decay=weight_decay, grad_clip=grad_clip, aux_weight=aux_weight, precision=precision, seed=seed,
-        split=split, num_workers=num_workers, checkpoint_every=checkpoint_every, device=device,
+        split=split, val_fraction=val_fraction, num_workers=num_workers, checkpoint_every=checkpoint_every, device=device,
         tensorboard=tensorboard,
     )
     run = pretrain(cfg, resume=resume)

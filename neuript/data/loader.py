@@ -100,6 +100,22 @@ class WindowDataset(torch.utils.data.Dataset):
             self._windows = pd.concat(parts, ignore_index=True) if parts else pd.DataFrame()
         return self._windows
 
+    def select(self, indices: Sequence[int] | np.ndarray) -> "WindowDataset":
+        """A view of some of the items (same stores, transform and montages), e.g. a held-out part.
+
+        Items keep their dataset order (``indices`` are sorted), so :attr:`windows` stays aligned.
+        """
+        import copy
+
+        idx = np.unique(np.asarray(indices, dtype=np.int64))
+        if len(idx) and (idx[0] < 0 or idx[-1] >= len(self)):
+            raise IndexError(f"indices outside 0..{len(self) - 1}")
+        new = copy.copy(self)
+        new._store, new._local = self._store[idx], self._local[idx]
+        new.montage, new.labels = self.montage[idx], self.labels[idx]
+        new._windows = None
+        return new
+
     def montage_info(self, montage: str) -> dict[str, Any]:
         """``dict(ch_names=list[str], positions=np.ndarray (C, 3))`` of a montage key."""
         if montage not in self._montages:

@@ -23,6 +23,7 @@ import csv
 import logging
 import math
 import time
+import warnings
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Sequence
@@ -55,7 +56,10 @@ class PretrainConfig:
     model_overrides
         Hyperparameters overriding the preset (e.g. ``{"dropout": 0.0}``).
     split
-        Store split used for training; ``"all"`` uses every window. Validation uses ``val_split``.
+        Store split used for training; ``"all"`` uses every window.
+    val_split, val_fraction
+        Validation windows (reconstruction loss after each epoch): the stores' ``val_split`` when it has windows,
+        else ``val_fraction`` of the training recordings, held out whole (see :func:`holdout_recordings`).
     masking
         ``"aamp"`` (amplitude-aware, paper) or ``"random"``.
     mask_ratios
@@ -187,11 +191,15 @@ def pretrain(cfg: PretrainConfig, *, resume: bool = False, stop_after_steps: int
     val_ds = None
     if cfg.val_split:
         try:
-            val_ds = WindowDataset(list(cfg.stores), split=cfg.val_split)
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", UserWarning)  # no val split: a held-out fraction is used below
+                val_ds = WindowDataset(list(cfg.stores), split=cfg.val_split)
             if len(val_ds) == 0:
                 val_ds = None
         except (KeyError, ValueError):
             val_ds = None
+    if val_ds is None and cfg.val_fraction > 0:
+        train_ds, val_ds = holdout_recordings(train_ds, cfg.val_fraction)
     loader = make_loader(
         train_ds, batch_size=cfg.batch_size, shuffle=True, seed=cfg.seed, num_workers=cfg.num_workers, drop_last=True
     )
@@ -370,6 +378,24 @@ def pretrain(cfg: PretrainConfig, *, resume: bool = False, stop_after_steps: int
         tb.close()
     ctx.barrier()
     return out
+
+
+def holdout_recordings(ds, fraction: float):
+    """Split a dataset by recording (never inside one): ``round(fraction * n)`` recordings (at least one, when
+    there are two or more) go to validation, chosen by a hash of their ids — stable across runs, machines and
+    the order the files were found in. Returns ``(train, val)``; ``val`` is None with fewer than 2 recordings."""
+    import hashlib
+
+    import numpy as np
+
+    w = ds.windows
+    rec = (w["store"].astype(str) + ":" + w["recording"].astype(str)).to_numpy()
+    names = sorted(set(rec), key=lambda r: hashlib.sha1(r.encode()).hexdigest())
+    if len(names) < 2:
+        return ds, None
+    n_val = min(len(names) - 1, max(1, round(fraction * len(names))))
+    is_val = np.isin(rec, names[:n_val])
+    return ds.select(np.flatnonzero(~is_val)), ds.select(np.flatnonzero(is_val))
 
 
 def _ranks_in_sync(model: torch.nn.Module, ctx: DistContext) -> bool:

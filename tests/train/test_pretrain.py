@@ -85,3 +85,17 @@ def test_torchrun_two_cpu_processes_match_one_process(stores, tiny_overrides, tm
         assert abs(a[k] - b[k]).max() < 1e-5, f"{k}: DDP and single-process weights differ"
     # and the run really trained: weights moved away from a fresh initialisation
     assert any(abs(v).sum() > 0 for v in a.values())
+
+
+def test_validation_holds_out_whole_recordings_deterministically(stores):
+    from neuript.data.loader import WindowDataset
+    from neuript.train.pretrain import holdout_recordings
+
+    ds = WindowDataset([stores["eegmmidb"]])
+    train, val = holdout_recordings(ds, 0.05)
+    assert len(train) + len(val) == len(ds) and len(val) > 0
+    assert not set(train.windows["recording"]) & set(val.windows["recording"])
+    train2, val2 = holdout_recordings(WindowDataset([stores["eegmmidb"]]), 0.05)
+    assert list(val2.windows["recording"]) == list(val.windows["recording"])
+    x = val[0]["x"]  # items of the view read the right windows
+    assert x.shape == (len(val.montage_info(val.montages[0])["ch_names"]), val.n_times)
