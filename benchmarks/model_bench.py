@@ -38,6 +38,22 @@ def _peak_gb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024 / 1e9  # Linux: KiB
 
 
+def _start_rss_watchdog(limit_gb: float) -> None:
+    """Abort the worker (exit 3, message on stderr) when its RSS passes ``limit_gb`` — protects a shared machine
+    from the reference-like pretraining baseline, which needs ~22 GB at batch 2."""
+    import threading
+
+    def watch():
+        while True:
+            if _rss_gb() > limit_gb:
+                sys.stderr.write(f"stopped: RSS passed --max-rss-gb {limit_gb:.1f} GB\n")
+                sys.stderr.flush()
+                os._exit(3)
+            time.sleep(0.2)
+
+    threading.Thread(target=watch, daemon=True).start()
+
+
 def reference_like_forward(self, x, context=None, *, mask=None, mask_rule="paper"):
     """Reference-style attention (see module docstring); drop-in for ``MultiHeadAttention.forward``."""
     import torch
@@ -82,6 +98,12 @@ def worker(job: dict) -> dict:
 
     if job.get("threads"):
         torch.set_num_threads(job["threads"])
+    if job.get("malloc_mmap_threshold") or job["variant"].endswith("-mmap"):
+        from neuript.model.memory import set_malloc_mmap_threshold
+
+        set_malloc_mmap_threshold(job.get("malloc_mmap_threshold") or 65536)
+    if job.get("max_rss_gb"):
+        _start_rss_watchdog(job["max_rss_gb"])
     torch.manual_seed(0)
     from neuript.model.presets import build
 
@@ -176,7 +198,7 @@ _CACHE_PATH: str | None = None
 
 
 def _key(job: dict) -> str:
-    return json.dumps(job, sort_keys=True)
+    return json.dumps({k: v for k, v in job.items() if k != "max_rss_gb"}, sort_keys=True)
 
 
 def run_job(job: dict, timeout: float = 900) -> dict:
@@ -214,6 +236,8 @@ def main(argv=None) -> None:
     ap.add_argument("--quick", action="store_true", help="main table only, fewer variants, no scaling table")
     ap.add_argument("--steps", type=int, default=3, help="timed steps per measurement (after one warm-up)")
     ap.add_argument("--threads", type=int, default=0, help="torch threads (0 = torch default)")
+    ap.add_argument("--max-rss-gb", type=float, default=0.0,
+                    help="abort a measurement whose RSS passes this (default: 85%% of MemAvailable at start)")
     ap.add_argument("--no-write", action="store_true", help="do not write BENCHMARKS.md")
     ap.add_argument("--cache", help="JSON-lines file: reuse results of identical jobs found there, append new "
                     "ones (lets an interrupted run resume)")
@@ -240,15 +264,22 @@ def main(argv=None) -> None:
                         _CACHE[d["key"]] = d["result"]
 
     t_start = time.perf_counter()
-    common = dict(preset="base", chans=20, times=256, steps=args.steps, threads=args.threads)
+    max_rss = args.max_rss_gb
+    if not max_rss:
+        with open("/proc/meminfo") as f:
+            avail_kb = next(int(ln.split()[1]) for ln in f if ln.startswith("MemAvailable"))
+        max_rss = round(0.85 * avail_kb / 1e6, 1)
+    print(f"measurements are aborted above {max_rss:.1f} GB RSS", flush=True)
+    common = dict(preset="base", chans=20, times=256, steps=args.steps, threads=args.threads, max_rss_gb=max_rss)
     if args.quick:
         plan = [("infer", 8, ["reference-like", "fp32", "bf16"]),
                 ("finetune", 4, ["reference-like", "fp32", "bf16-ckpt"]),
                 ("pretrain", 2, ["reference-like", "bf16-ckpt"])]
     else:
         plan = [("infer", 8, ["reference-like", "fp32", "bf16"]),
-                ("finetune", 4, ["reference-like", "fp32", "fp32-attn-dropout", "fp32-ckpt", "bf16", "bf16-ckpt"]),
-                ("pretrain", 2, ["reference-like", "fp32-ckpt", "bf16-ckpt"])]
+                ("finetune", 4, ["reference-like", "fp32", "fp32-attn-dropout", "fp32-ckpt", "bf16", "bf16-ckpt",
+                                 "bf16-ckpt-mmap"]),
+                ("pretrain", 2, ["reference-like", "fp32-ckpt", "bf16-ckpt", "bf16-ckpt-mmap"])]
     print("official-mode check (fp32 fast path vs reference-like attention) ...", flush=True)
     p = subprocess.run([sys.executable, "-m", "benchmarks.model_bench", "--check"], capture_output=True, text=True)
     check = json.loads([ln for ln in p.stdout.splitlines() if ln.startswith("{")][-1]) if p.returncode == 0 else None
@@ -285,7 +316,9 @@ def main(argv=None) -> None:
         "reference way (separate q/k/v projections, materialised (N, H, L, L) scores and per-head masks, "
         "dropout 0.1 on attention probabilities, fp32, no checkpointing). `fp32` / `bf16` = our defaults "
         "(fused SDPA, `attn_dropout=0`); `-ckpt` = `grad_checkpointing=True` (encoder blocks and decoder layers); "
-        "`attn-dropout` = `attn_dropout=0.1` (paper regime).",
+        "`attn-dropout` = `attn_dropout=0.1` (paper regime); `-mmap` = the process calls "
+        "`neuript.model.memory.set_malloc_mmap_threshold()` first (glibc returns freed tensors to the OS instead of "
+        "keeping them in the heap: peak RSS then reflects what the step needs).",
         "",
     ]
     if check:
