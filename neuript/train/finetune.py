@@ -136,14 +136,12 @@ def _train_one_seed(cfg: FinetuneConfig, seed: int, data: modeling.FinetuneData,
     from neuript.evaluate.metrics import compute_metrics
 
     seed_everything(seed)
-    model = modeling.build_classifier_for(cfg, data).to(device)
-    loss_fn = BalancedLoss(
-        data.prior, tau=cfg.tau, label_smoothing=cfg.label_smoothing, binary=data.n_outputs == 1
-    ).to(device) if cfg.loss == "balanced" else BalancedLoss(
-        np.ones(data.n_classes) / data.n_classes, tau=0.0, label_smoothing=cfg.label_smoothing,
-        binary=data.n_outputs == 1).to(device)
     if cfg.loss not in ("balanced", "ce"):
         raise ValueError(f"--loss must be 'balanced' or 'ce', got {cfg.loss!r}")
+    model = modeling.build_classifier_for(cfg, data).to(device)
+    # plain cross-entropy = the balanced loss without the prior shift (tau = 0)
+    loss_fn = BalancedLoss(data.prior, tau=cfg.tau if cfg.loss == "balanced" else 0.0,
+                           label_smoothing=cfg.label_smoothing, binary=data.n_outputs == 1).to(device)
 
     loader = make_loader(data.train, batch_size=cfg.batch_size, shuffle=True, seed=seed,
                          num_workers=cfg.num_workers, drop_last=len(data.train) > cfg.batch_size)
