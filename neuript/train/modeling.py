@@ -210,7 +210,7 @@ def build_classifier_for(cfg, data: FinetuneData) -> torch.nn.Module:
         pre = load_pretrained_encoder(cfg.pretrained)
         enc = pre.encoder.cfg.to_dict()
         # only regularisation-type settings may differ from the pretrained encoder
-        for key in ("dropout", "grad_checkpointing", "gate_noise"):
+        for key in ("dropout", "attn_dropout", "grad_checkpointing", "gate_noise"):
             if key in cfg.model_overrides:
                 enc[key] = cfg.model_overrides[key]
         model = NeurIPT(**common, **enc)
