@@ -10,7 +10,7 @@ from torch import nn
 
 from .encoder import EncoderConfig, NeurIPTEncoder
 from .heads import IILPHead, group_matrix
-from .io import check_state_dict, load_checkpoint, save_checkpoint
+from .io import load_model, save_checkpoint
 from .montage import as_positions, resolve_groups, resolve_positions
 
 __all__ = ["NeurIPT", "split_encoder_kwargs"]
@@ -135,15 +135,7 @@ class NeurIPT(nn.Module):
         """Rebuild from :meth:`save_pretrained` output; ``overrides`` replace config entries
         (e.g. ``mode="official"``, ``dropout=0``). Mismatching tensors raise a ``CheckpointMismatchError``
         listing every offending key."""
-        state, config = load_checkpoint(directory)
-        kind = config.pop("model_type", "NeurIPT")
-        if kind != "NeurIPT":
-            raise ValueError(f"{directory} holds a {kind!r} checkpoint, not 'NeurIPT'")
-        config.update(overrides)
-        model = cls(**config)
-        check_state_dict(model, state, source=str(directory))
-        model.load_state_dict(state)
-        return model
+        return load_model(cls, directory, **overrides)
 
     @classmethod
     def from_pretrain(cls, pretrain_model: nn.Module, **kwargs) -> "NeurIPT":

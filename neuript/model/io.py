@@ -15,7 +15,7 @@ from safetensors.torch import load_file, save_file
 
 from neuript._atomic import atomic_path, atomic_write_json
 
-__all__ = ["CheckpointMismatchError", "save_checkpoint", "load_checkpoint", "check_state_dict"]
+__all__ = ["CheckpointMismatchError", "save_checkpoint", "load_checkpoint", "check_state_dict", "load_model"]
 
 WEIGHTS_NAME = "model.safetensors"
 CONFIG_NAME = "config.json"
@@ -64,3 +64,18 @@ def check_state_dict(model: torch.nn.Module, state: Mapping[str, torch.Tensor], 
                 if len(items) > 50:
                     lines.append(f"    ... and {len(items) - 50} more")
         raise CheckpointMismatchError("\n".join(lines))
+
+
+def load_model(cls, directory: str | os.PathLike, **overrides):
+    """Rebuild ``cls`` from a :func:`save_checkpoint` directory written for that class (its config's
+    ``model_type``); ``overrides`` replace config entries. Raises ``ValueError`` for a checkpoint of another
+    class and :class:`CheckpointMismatchError` (listing every key) when the tensors do not fit."""
+    state, config = load_checkpoint(directory)
+    kind = config.pop("model_type", cls.__name__)
+    if kind != cls.__name__:
+        raise ValueError(f"{directory} holds a {kind!r} checkpoint, not {cls.__name__!r}")
+    config.update(overrides)
+    model = cls(**config)
+    check_state_dict(model, state, source=str(directory))
+    model.load_state_dict(state)
+    return model

@@ -8,7 +8,6 @@ state-dict keys to the reference layout and back, derives our hyperparameters fr
 from __future__ import annotations
 
 import json
-import math
 import re
 import warnings
 from pathlib import Path

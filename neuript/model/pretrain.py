@@ -11,9 +11,8 @@ from torch import nn
 from torch.utils.checkpoint import checkpoint
 
 from .attention import MultiHeadAttention, SwiGLU, TwoStageAttentionLayer
-from .embed import ElectrodeEncoding, sincos_table
 from .encoder import EncoderConfig, NeurIPTEncoder
-from .io import check_state_dict, load_checkpoint, save_checkpoint
+from .io import load_model, save_checkpoint
 from .montage import as_positions, resolve_positions
 
 __all__ = ["AAMPMasker", "RandomMasker", "bert_replacement", "DecoderLayer", "NeurIPTDecoder", "NeurIPTPretrain"]
@@ -283,15 +282,7 @@ class NeurIPTPretrain(nn.Module):
 
     @classmethod
     def from_pretrained(cls, directory: str | os.PathLike, **overrides) -> "NeurIPTPretrain":
-        state, config = load_checkpoint(directory)
-        kind = config.pop("model_type", "NeurIPTPretrain")
-        if kind != "NeurIPTPretrain":
-            raise ValueError(f"{directory} holds a {kind!r} checkpoint, not 'NeurIPTPretrain'")
-        config.update(overrides)
-        model = cls(**config)
-        check_state_dict(model, state, source=str(directory))
-        model.load_state_dict(state)
-        return model
+        return load_model(cls, directory, **overrides)
 
     # ------------------------------------------------------------------ forward
     def decoder_query(self, n_chans: int, n_times: int, positions: torch.Tensor) -> torch.Tensor:

@@ -5,7 +5,6 @@ import math
 
 import pytest
 import torch
-import torch.nn.functional as F
 
 from neuript.model import NeurIPT, NeurIPTPretrain
 from neuript.model.attention import MultiHeadAttention
