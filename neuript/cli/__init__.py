@@ -37,9 +37,25 @@ def _register() -> None:
         module.register(app)
 
 
+# Errors that describe bad input (a file, a channel, a setting) and say how to fix it: shown as one message, not a
+# traceback. NEURIPT_DEBUG=1 shows the traceback.
+_USER_ERRORS = (ValueError, FileNotFoundError, FileExistsError, KeyError, RuntimeError)
+
+
 def main() -> None:
+    import os
+    import sys
+
     _register()
-    app()
+    try:
+        app()
+    except _USER_ERRORS as err:
+        if os.environ.get("NEURIPT_DEBUG"):
+            raise
+        from rich.console import Console
+
+        Console(stderr=True).print(f"[bold red]error[/]: {err}", markup=True, highlight=False)
+        sys.exit(1)
 
 
 if __name__ == "__main__":

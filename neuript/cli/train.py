@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import logging
 from pathlib import Path
-from typing import Optional
+from typing import Annotated, Optional
 
 import typer
 from rich.console import Console
@@ -119,14 +119,25 @@ def evaluate_cmd(
         console.print(f"  {name}: {path}")
 
 
+# Options shared by `predict` and `embed` (declared once; typer reads them from the annotations).
+RecordingArg = Annotated[Path, typer.Argument(help="Recording (EDF, BDF, FIF, EEGLAB .set, BrainVision .vhdr).")]
+ModelOpt = Annotated[Path, typer.Option("--model", "-m", help="Fine-tuning run directory or one seed's model/ folder.")]
+StrideOpt = Annotated[Optional[float], typer.Option(help="Window stride in seconds (default: the window length).")]
+AllowMissingOpt = Annotated[bool, typer.Option(
+    "--allow-missing", help="Interpolate electrodes the model needs but the file lacks (spherical splines) "
+    "instead of failing.")]
+RenameOpt = Annotated[Optional[list[str]], typer.Option("--rename", help="Rename a channel, OLD=NEW (repeatable).")]
+DeviceOpt = Annotated[str, typer.Option(help="auto, cpu, cuda ...")]
+
+
 def predict_cmd(
-    file: Path = typer.Argument(..., help="Recording (EDF, BDF, FIF, EEGLAB .set, BrainVision .vhdr)."),
-    model: Path = typer.Option(..., "--model", "-m", help="Fine-tuning run directory or one seed's model/ folder."),
-    out: Optional[Path] = typer.Option(None, "--out", "-o", help="CSV to write (default: FILE stem + .predictions.csv)."),
-    stride: Optional[float] = typer.Option(None, help="Window stride in seconds (default: the window length)."),
-    allow_missing: bool = typer.Option(False, "--allow-missing", help="Interpolate electrodes the model needs but the file lacks (spherical splines) instead of failing."),
-    rename: Optional[list[str]] = typer.Option(None, "--rename", help="Rename a channel, OLD=NEW (repeatable)."),
-    device: str = typer.Option("auto", help="auto, cpu, cuda ..."),
+    file: RecordingArg,
+    model: ModelOpt,
+    out: Annotated[Optional[Path], typer.Option("--out", "-o", help="CSV to write (default: FILE stem + .predictions.csv).")] = None,
+    stride: StrideOpt = None,
+    allow_missing: AllowMissingOpt = False,
+    rename: RenameOpt = None,
+    device: DeviceOpt = "auto",
 ) -> None:
     """Per-window class probabilities for a recording, with the preprocessing the model was trained with."""
     from neuript.train.inference import predict_file
@@ -137,13 +148,13 @@ def predict_cmd(
 
 
 def embed_cmd(
-    file: Path = typer.Argument(..., help="Recording (EDF, BDF, FIF, EEGLAB .set, BrainVision .vhdr)."),
-    model: Path = typer.Option(..., "--model", "-m", help="Fine-tuning run directory or one seed's model/ folder."),
-    out: Optional[Path] = typer.Option(None, "--out", "-o", help=".npy to write (default: FILE stem + .embeddings.npy)."),
-    stride: Optional[float] = typer.Option(None, help="Window stride in seconds (default: the window length)."),
-    allow_missing: bool = typer.Option(False, "--allow-missing", help="Interpolate missing electrodes instead of failing."),
-    rename: Optional[list[str]] = typer.Option(None, "--rename", help="Rename a channel, OLD=NEW (repeatable)."),
-    device: str = typer.Option("auto", help="auto, cpu, cuda ..."),
+    file: RecordingArg,
+    model: ModelOpt,
+    out: Annotated[Optional[Path], typer.Option("--out", "-o", help=".npy to write (default: FILE stem + .embeddings.npy).")] = None,
+    stride: StrideOpt = None,
+    allow_missing: AllowMissingOpt = False,
+    rename: RenameOpt = None,
+    device: DeviceOpt = "auto",
 ) -> None:
     """Per-window embeddings (the IILP-pooled encoder features) of a recording, saved as .npy."""
     from neuript.train.inference import embed_file

@@ -99,3 +99,15 @@ def test_recording_without_usable_electrodes_fails_clearly(finetuned, shared_dat
     with pytest.raises(ValueError, match="needs electrodes") as err:
         predict_file(eeglab, finetuned, out=tmp_path / "y.csv", device="cpu")
     assert "test_raw.set" in str(err.value) and "--rename" in str(err.value)
+
+
+def test_cli_reports_bad_input_as_one_message(finetuned, shared_data, tmp_path):
+    import subprocess
+    import sys
+
+    proc = subprocess.run([sys.executable, "-m", "neuript", "predict", str(shared_data / "formats" / "test_raw.set"),
+                           "--model", str(finetuned), "--out", str(tmp_path / "z.csv"), "--device", "cpu"],
+                          capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 1
+    assert "error:" in proc.stderr and "test_raw.set" in proc.stderr
+    assert "Traceback" not in proc.stderr
