@@ -240,13 +240,12 @@ def finetune(cfg: FinetuneConfig) -> Path:
         "versions": versions(),
         "started": now_iso(),
     })
-    summaries = []
     for seed in cfg.seeds:
         done = out / f"seed{seed}" / "model"
         if modeling.is_saved_model(done):
             log.info("seed %d already finished in %s; skipping (delete it to retrain)", seed, done)
             continue
-        summaries.append(_train_one_seed(cfg, seed, data, device, out))
+        _train_one_seed(cfg, seed, data, device, out)
     evaluate_run(out, device=cfg.device)
     return out
 
