@@ -126,14 +126,19 @@ def worker(job: dict) -> dict:
         model.eval()
     else:
         model.train()
-        opt = torch.optim.AdamW(model.parameters(), lr=1e-5)
+        if reference_like:
+            opt = torch.optim.AdamW(model.parameters(), lr=1e-5)  # the reference code's (for-loop) AdamW
+        else:
+            from neuript.train.common import make_adamw
+
+            opt = make_adamw(model.parameters(), lr=1e-5)  # what neuript's training uses (fused on CPU)
     infer_s = None
     if job.get("with_infer") and kind != "infer":
         model.eval()
         its = []
         for i in range(job["steps"] + 1):
             t0 = time.perf_counter()
-            with torch.inference_mode(), torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
+            with torch.inference_mode(), torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16, cache_enabled=False):
                 model(x)
             if i:
                 its.append(time.perf_counter() - t0)
@@ -141,17 +146,23 @@ def worker(job: dict) -> dict:
         model.train()
     base_rss = _rss_gb()
 
+    # micro-batch size: gradient accumulation over b / micro passes ("-micro1" = one window per pass)
+    micro = job.get("micro") or (1 if "micro1" in variant else b)
+
     def step():
-        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
-            if kind == "infer":
-                with torch.inference_mode():
-                    model(x)
-                return
-            if kind == "pretrain":
-                loss = model(x)["loss"]
-            else:
-                loss = torch.nn.functional.cross_entropy(model(x).float(), y) + model.aux_loss
-        loss.backward()
+        for xs, ys in zip(x.split(micro), y.split(micro)):
+            with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16, cache_enabled=reference_like):
+                if kind == "infer":
+                    with torch.inference_mode():
+                        model(xs)
+                    continue
+                if kind == "pretrain":
+                    loss = model(xs)["loss"]
+                else:
+                    loss = torch.nn.functional.cross_entropy(model(xs).float(), ys) + model.aux_loss
+            (loss * (len(xs) / b)).backward()
+        if kind == "infer":
+            return
         opt.step()
         opt.zero_grad(set_to_none=True)
 
@@ -278,8 +289,8 @@ def main(argv=None) -> None:
     else:
         plan = [("infer", 8, ["reference-like", "fp32", "bf16"]),
                 ("finetune", 4, ["reference-like", "fp32", "fp32-attn-dropout", "fp32-ckpt", "bf16", "bf16-ckpt",
-                                 "bf16-ckpt-mmap"]),
-                ("pretrain", 2, ["reference-like", "fp32-ckpt", "bf16-ckpt", "bf16-ckpt-mmap"])]
+                                 "bf16-ckpt-micro1", "bf16-ckpt-micro1-mmap"]),
+                ("pretrain", 2, ["reference-like", "fp32-ckpt", "bf16-ckpt", "bf16-ckpt-micro1", "bf16-ckpt-mmap"])]
     print("official-mode check (fp32 fast path vs reference-like attention) ...", flush=True)
     p = subprocess.run([sys.executable, "-m", "benchmarks.model_bench", "--check"], capture_output=True, text=True)
     check = json.loads([ln for ln in p.stdout.splitlines() if ln.startswith("{")][-1]) if p.returncode == 0 else None
@@ -314,8 +325,12 @@ def main(argv=None) -> None:
         "measured on a 2-core CPU (spec: inference 0.81 win/s; fine-tune batch 4 0.205 win/s, 7.1 GB; pretrain "
         "batch 2 0.039 win/s, 22.1 GB). `reference-like` is an in-run baseline: our model executing attention the "
         "reference way (separate q/k/v projections, materialised (N, H, L, L) scores and per-head masks, "
-        "dropout 0.1 on attention probabilities, fp32, no checkpointing). `fp32` / `bf16` = our defaults "
-        "(fused SDPA, `attn_dropout=0`); `-ckpt` = `grad_checkpointing=True` (encoder blocks and decoder layers); "
+        "dropout 0.1 on attention probabilities, fp32, no checkpointing, for-loop AdamW). `fp32` / `bf16` = our "
+        "defaults (SDPA kernel chosen per shape, `attn_dropout=0`, fast dropout, fused AdamW, autocast without "
+        "weight cache); `-ckpt` = `grad_checkpointing=True` (every merge, attention and feed-forward sub-layer "
+        "recomputed in backward); `-micro1` = the batch is processed as micro-batches of 1 window with gradient "
+        "accumulation before one AdamW step (`neuript finetune --micro-batch 1`; same update up to the per-"
+        "micro-batch MoE balancing loss); "
         "`attn-dropout` = `attn_dropout=0.1` (paper regime); `-mmap` = the process calls "
         "`neuript.model.memory.set_malloc_mmap_threshold()` first (glibc returns freed tensors to the OS instead of "
         "keeping them in the heap: peak RSS then reflects what the step needs).",

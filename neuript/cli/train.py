@@ -81,6 +81,8 @@ def finetune_cmd(
     loss: str = typer.Option("balanced", help="balanced (logit-adjusted, spec §5) or ce."),
     epochs: int = typer.Option(30, help="Maximum epochs."),
     batch_size: int = typer.Option(64, help="Batch size."),
+    micro_batch: Optional[int] = typer.Option(
+        None, help="Accumulate gradients over micro-batches of this size (less memory, same batch size)."),
     lr: float = typer.Option(1e-4, help="OneCycle maximum learning rate of the encoder."),
     head_lr: Optional[float] = typer.Option(None, help="Learning rate of the head (default: --lr)."),
     weight_decay: float = typer.Option(0.05, help="AdamW weight decay."),
@@ -99,6 +101,7 @@ def finetune_cmd(
         preset=preset, model_overrides=_parse_overrides(model_set), groups=groups, loss=loss, epochs=epochs,
         batch_size=batch_size, lr=lr, head_lr=head_lr, weight_decay=weight_decay, freeze_epochs=freeze_epochs,
         patience=patience, seeds=_seeds(seeds), precision=precision, num_workers=num_workers, device=device,
+        micro_batch_size=micro_batch,
     )
     run = finetune(cfg)
     console.print(f"[green]fine-tuning done[/]: {run}/report.md, models in {run}/seed*/model")

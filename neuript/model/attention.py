@@ -12,12 +12,17 @@ Masking conventions (``mask`` arguments are boolean, True = the token is *masked
 
 from __future__ import annotations
 
+from functools import partial
 from typing import Literal
 
 import torch
 import torch.nn.functional as F
 from einops import rearrange
 from torch import nn
+from torch.nn.attention import SDPBackend, sdpa_kernel
+from torch.utils.checkpoint import checkpoint
+
+from .dropout import Dropout
 
 __all__ = ["MultiHeadAttention", "SwiGLU", "SegmentMerge", "TwoStageAttentionLayer", "merge_mask"]
 
@@ -79,17 +84,37 @@ class MultiHeadAttention(nn.Module):
             keep = ~mask | mask.all(dim=-1, keepdim=True)  # all-masked rows: attend to all (no visible token)
             attn_mask = keep[:, None, None, :]  # (N, 1, 1, L): broadcast over heads and queries, never expanded
         dtype = q.dtype
-        if q.device.type == "cpu" and dtype in (torch.bfloat16, torch.float16):
-            # the CPU flash kernel is much slower in bf16 than in fp32 (up to ~7x for short sequences): attend in fp32
-            q, k, v = q.float(), k.float(), v.float()
-        out = F.scaled_dot_product_attention(
-            q, k, v, attn_mask=attn_mask, dropout_p=self.dropout if self.training else 0.0
-        )
+        dropout_p = self.dropout if self.training else 0.0
+        if q.device.type == "cpu":
+            out = _cpu_attention(q, k, v, attn_mask, dropout_p)
+        else:
+            out = F.scaled_dot_product_attention(q, k, v, attn_mask=attn_mask, dropout_p=dropout_p)
         if mask is not None and mask_rule == "official":
             # masked queries attend only to themselves: softmax over one key = its value
             out = torch.where(mask[:, None, :, None], v.to(out.dtype), out)
         out = out.transpose(1, 2).reshape(n, lq, d).to(dtype)
         return self.out_proj(out)
+
+
+def _cpu_attention(q, k, v, attn_mask, dropout_p: float) -> torch.Tensor:
+    """SDPA with the kernel and precision that are fastest on CPU for this shape (forward + backward, measured
+    on a 2-core AMD EPYC with torch 2.13; ``benchmarks/model_bench.py`` and docs/model.md):
+
+    * short key sequences with small heads (L <= 32, head dim <= 32, e.g. the spatial stage of the small presets):
+      the unfused "math" kernel in fp32, 2-3x faster than the flash kernel, which is tiled for long sequences;
+    * long sequences with wide heads (L >= 256, head dim >= 64) under bf16 autocast: the flash kernel in bf16,
+      ~1.3x faster than fp32;
+    * otherwise the flash kernel in fp32: its bf16 variant is up to ~4x slower at these shapes.
+    """
+    length, head_dim = k.shape[-2], q.shape[-1]
+    if length <= 32 and head_dim <= 32:
+        with sdpa_kernel(SDPBackend.MATH):
+            return F.scaled_dot_product_attention(
+                q.float(), k.float(), v.float(), attn_mask=attn_mask, dropout_p=dropout_p
+            )
+    if q.dtype in (torch.bfloat16, torch.float16) and not (length >= 256 and head_dim >= 64):
+        q, k, v = q.float(), k.float(), v.float()
+    return F.scaled_dot_product_attention(q, k, v, attn_mask=attn_mask, dropout_p=dropout_p)
 
 
 class SwiGLU(nn.Module):
@@ -108,7 +133,7 @@ class SwiGLU(nn.Module):
     def __init__(self, *, d_model: int, d_hidden: int, dropout: float = 0.0) -> None:
         super().__init__()
         self.fc1 = nn.Linear(d_model, 2 * d_hidden)
-        self.drop = nn.Dropout(dropout)
+        self.drop = Dropout(dropout)
         self.fc2 = nn.Linear(d_hidden, d_model)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -204,15 +229,16 @@ class TwoStageAttentionLayer(nn.Module):
         self.norm4 = nn.LayerNorm(d_model, eps=norm_eps)
         self.ffn1 = ffn1
         self.ffn2 = ffn2
-        self.drop = nn.Dropout(dropout)
+        self.drop = Dropout(dropout)
 
-    @staticmethod
-    def _ffn(ffn: nn.Module, x: torch.Tensor, aux: list) -> torch.Tensor:
+    def _attn_residual(self, h: torch.Tensor, m, attn: nn.Module, norm: nn.Module, mask_rule: MaskRule):
+        return h + self.drop(attn(norm(h), mask=m, mask_rule=mask_rule))
+
+    def _ffn_residual(self, h: torch.Tensor, ffn: nn.Module, norm: nn.Module):
         if getattr(ffn, "returns_aux", False):
-            y, a = ffn(x)
-            aux.append(a)
-            return y
-        return ffn(x)
+            y, a = ffn(norm(h))
+            return h + self.drop(y), a
+        return h + self.drop(ffn(norm(h))), None
 
     def forward(
         self,
@@ -221,23 +247,40 @@ class TwoStageAttentionLayer(nn.Module):
         spatial_pe: torch.Tensor | None = None,
         mask: torch.Tensor | None = None,
         mask_rule: MaskRule = "paper",
+        grad_checkpointing: bool = False,
     ) -> tuple[torch.Tensor, torch.Tensor | None]:
         """x (B, C, L, d); spatial_pe (C, d) or None; mask (B, C, L) bool or None.
 
+        ``grad_checkpointing``: recompute each of the four residual sub-layers in the backward pass (only their
+        inputs are kept; training with gradients only). Per sub-layer rather than per layer, so the backward pass
+        holds one sub-layer's activations at a time.
+
         Returns the output (B, C, L, d) and the summed auxiliary loss of its MoE layers (None if none).
         """
+        if grad_checkpointing and self.training and torch.is_grad_enabled():
+            run = partial(checkpoint, use_reentrant=False)
+        else:
+            run = _call
         b = x.shape[0]
         aux: list[torch.Tensor] = []
         h = rearrange(x, "b c l d -> (b c) l d")
         m = None if mask is None else rearrange(mask, "b c l -> (b c) l")
-        h = h + self.drop(self.time_attn(self.norm1(h), mask=m, mask_rule=mask_rule))
-        h = h + self.drop(self._ffn(self.ffn1, self.norm2(h), aux))
+        h = run(self._attn_residual, h, m, self.time_attn, self.norm1, mask_rule)
+        h, a = run(self._ffn_residual, h, self.ffn1, self.norm2)
+        if a is not None:
+            aux.append(a)
         h = rearrange(h, "(b c) l d -> b c l d", b=b)
         if spatial_pe is not None:
             h = h + spatial_pe[:, None, :].to(h.dtype)
         z = rearrange(h, "b c l d -> (b l) c d")
         m = None if mask is None else rearrange(mask, "b c l -> (b l) c")
-        z = z + self.drop(self.channel_attn(self.norm3(z), mask=m, mask_rule=mask_rule))
-        z = z + self.drop(self._ffn(self.ffn2, self.norm4(z), aux))
+        z = run(self._attn_residual, z, m, self.channel_attn, self.norm3, mask_rule)
+        z, a = run(self._ffn_residual, z, self.ffn2, self.norm4)
+        if a is not None:
+            aux.append(a)
         out = rearrange(z, "(b l) c d -> b c l d", b=b)
         return out, (torch.stack(aux).sum() if aux else None)
+
+
+def _call(fn, *args):
+    return fn(*args)

@@ -11,6 +11,7 @@ from torch import nn
 from torch.utils.checkpoint import checkpoint
 
 from .attention import MultiHeadAttention, SwiGLU, TwoStageAttentionLayer
+from .dropout import Dropout
 from .encoder import EncoderConfig, NeurIPTEncoder
 from .io import load_model, save_checkpoint
 from .montage import as_positions, resolve_positions
@@ -133,18 +134,33 @@ class DecoderLayer(nn.Module):
         self.norm2 = nn.LayerNorm(d_model, eps=norm_eps)
         self.mlp = SwiGLU(d_model=d_model, d_hidden=d_ff, dropout=dropout)
         self.pred = nn.Linear(d_model, 1)
-        self.drop = nn.Dropout(dropout)
+        self.drop = Dropout(dropout)
 
-    def forward(self, q: torch.Tensor, memory: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """q (B, C, T, d), memory (B, C, L, d) -> (new q (B, C, T, d), prediction (B, C, T))."""
+    def _cross(self, x: torch.Tensor, mem: torch.Tensor) -> torch.Tensor:
+        x = self.norm_q(x)
+        return self.norm2(x + self.drop(self.cross_attn(x, self.norm_kv(mem))))
+
+    def _mlp(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        x = x + self.drop(self.mlp(x))
+        return x, self.pred(x).squeeze(-1)
+
+    def forward(
+        self, q: torch.Tensor, memory: torch.Tensor, *, grad_checkpointing: bool = False
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """q (B, C, T, d), memory (B, C, L, d) -> (new q (B, C, T, d), prediction (B, C, T)).
+
+        ``grad_checkpointing`` recomputes each sub-layer (four of the two-stage attention, cross-attention,
+        MLP) in the backward pass."""
         b = q.shape[0]
-        q, _ = self.tsa(q)
+        q, _ = self.tsa(q, grad_checkpointing=grad_checkpointing)
         x = rearrange(q, "b c t d -> (b c) t d")
         mem = rearrange(memory, "b c l d -> (b c) l d")
-        x = self.norm_q(x)
-        x = self.norm2(x + self.drop(self.cross_attn(x, self.norm_kv(mem))))
-        x = x + self.drop(self.mlp(x))
-        pred = self.pred(x).squeeze(-1)
+        if grad_checkpointing and self.training and torch.is_grad_enabled():
+            x = checkpoint(self._cross, x, mem, use_reentrant=False)
+            x, pred = checkpoint(self._mlp, x, use_reentrant=False)
+        else:
+            x = self._cross(x, mem)
+            x, pred = self._mlp(x)
         return rearrange(x, "(b c) t d -> b c t d", b=b), rearrange(pred, "(b c) t -> b c t", b=b)
 
 
@@ -179,16 +195,12 @@ class NeurIPTDecoder(nn.Module):
     def forward(
         self, query: torch.Tensor, memories: Sequence[torch.Tensor], *, grad_checkpointing: bool = False
     ) -> torch.Tensor:
-        """``grad_checkpointing``: recompute each layer in the backward pass (only the layer inputs are kept)."""
+        """``grad_checkpointing``: recompute each sub-layer in the backward pass (only sub-layer inputs are kept)."""
         if len(memories) != len(self.layers):
             raise ValueError(f"decoder has {len(self.layers)} layers but got {len(memories)} encoder outputs")
-        use_ckpt = grad_checkpointing and self.training and torch.is_grad_enabled()
         total = None
         for layer, mem in zip(self.layers, memories):
-            if use_ckpt:
-                query, pred = checkpoint(layer, query, mem, use_reentrant=False)
-            else:
-                query, pred = layer(query, mem)
+            query, pred = layer(query, mem, grad_checkpointing=grad_checkpointing)
             total = pred if total is None else total + pred
         return total
 

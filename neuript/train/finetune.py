@@ -13,7 +13,7 @@ import logging
 import math
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, Callable, Sequence
 
 import numpy as np
 import torch
@@ -21,13 +21,13 @@ import torch.nn.functional as F
 
 from neuript.train import modeling
 from neuript.train.checkpoint import write_json_atomic
-from neuript.train.common import autocast, now_iso, resolve_device, seed_everything, versions
+from neuript.train.common import autocast, make_adamw, now_iso, resolve_device, seed_everything, versions
 from neuript.train.inference import predict_dataset
 from neuript.train.progress import Progress
 
 log = logging.getLogger(__name__)
 
-__all__ = ["FinetuneConfig", "finetune", "BalancedLoss"]
+__all__ = ["FinetuneConfig", "finetune", "BalancedLoss", "accumulate_gradients"]
 
 
 @dataclass
@@ -56,6 +56,10 @@ class FinetuneConfig:
         Early stopping: epochs without improvement of validation balanced accuracy.
     seeds
         One model per seed; metrics are reported as mean ± std over seeds.
+    micro_batch_size
+        Split every batch into micro-batches of this size and accumulate their gradients before one optimizer
+        step (same update as the full batch up to the MoE balancing loss, which is computed per micro-batch;
+        lower activation memory). ``None``: the whole batch at once.
     """
 
     stores: Sequence[str] = ()
@@ -85,12 +89,37 @@ class FinetuneConfig:
     val_split: str = "val"
     test_split: str = "test"
     max_train_batches: int | None = None
+    micro_batch_size: int | None = None
 
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)
         d["stores"] = [str(s) for s in self.stores]
         d["seeds"] = list(self.seeds)
         return d
+
+
+def accumulate_gradients(
+    model: torch.nn.Module,
+    loss_fn: Callable,
+    x: torch.Tensor,
+    y: torch.Tensor,
+    *,
+    micro_batch_size: int,
+    aux_weight: float,
+    device: torch.device,
+    precision: str,
+) -> float:
+    """Backpropagate ``loss_fn(model(x), y) + aux_weight * MoE aux loss`` over micro-batches of
+    ``micro_batch_size`` windows, each weighted by its share of the batch, so the accumulated gradients are those
+    of the batch mean (the MoE balancing loss is per micro-batch). Returns the batch loss."""
+    total = 0.0
+    for xs, ys in zip(x.split(micro_batch_size), y.split(micro_batch_size)):
+        with autocast(device, precision):
+            part = loss_fn(model(xs), ys) + aux_weight * modeling.aux_loss_of(model)
+        part = part * (len(xs) / len(x))
+        part.backward()
+        total += float(part.detach())
+    return total
 
 
 class BalancedLoss(torch.nn.Module):
@@ -146,11 +175,14 @@ def _train_one_seed(cfg: FinetuneConfig, seed: int, data: modeling.FinetuneData,
     loader = make_loader(data.train, batch_size=cfg.batch_size, shuffle=True, seed=seed,
                          num_workers=cfg.num_workers, drop_last=len(data.train) > cfg.batch_size)
     steps_per_epoch = len(loader) if cfg.max_train_batches is None else min(len(loader), cfg.max_train_batches)
+    micro = cfg.micro_batch_size or cfg.batch_size
+    if micro < 1:
+        raise ValueError(f"micro_batch_size must be >= 1, got {cfg.micro_batch_size}")
     head_params = list(model.final_layer.parameters())
     head_ids = set(id(p) for p in head_params)
     body_params = [p for p in model.parameters() if id(p) not in head_ids]
     head_lr = cfg.head_lr if cfg.head_lr is not None else cfg.lr
-    optimizer = torch.optim.AdamW(
+    optimizer = make_adamw(
         [{"params": body_params, "lr": cfg.lr}, {"params": head_params, "lr": head_lr}],
         lr=cfg.lr, weight_decay=cfg.weight_decay, betas=(0.9, 0.999),
     )
@@ -173,15 +205,13 @@ def _train_one_seed(cfg: FinetuneConfig, seed: int, data: modeling.FinetuneData,
                 break
             x = batch["x"].to(device)
             y = batch["label"].to(device)
-            with autocast(device, cfg.precision):
-                logits = model(x)
-                loss = loss_fn(logits, y) + cfg.aux_weight * modeling.aux_loss_of(model)
             optimizer.zero_grad(set_to_none=True)
-            loss.backward()
+            loss = accumulate_gradients(model, loss_fn, x, y, micro_batch_size=micro, aux_weight=cfg.aux_weight,
+                                        device=device, precision=cfg.precision)
             torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
             optimizer.step()
             scheduler.step()
-            losses.append(float(loss.detach()))
+            losses.append(loss)
             progress.update(x.shape[0], loss=losses[-1])
         val_probs, val_labels, _ = predict_dataset(model, data.val, batch_size=cfg.batch_size, device=device,
                                                    precision=cfg.precision)

@@ -33,7 +33,9 @@ from torch.nn.parallel import DistributedDataParallel
 
 from neuript.train import modeling
 from neuript.train.checkpoint import has_checkpoint, load_training_state, save_training_state, write_json_atomic
-from neuript.train.common import DistContext, autocast, fingerprint, init_distributed, now_iso, seed_everything, versions
+from neuript.train.common import (
+    DistContext, autocast, fingerprint, init_distributed, make_adamw, now_iso, seed_everything, versions,
+)
 from neuript.train.progress import Progress
 
 log = logging.getLogger(__name__)
@@ -213,7 +215,7 @@ def pretrain(cfg: PretrainConfig, *, resume: bool = False, stop_after_steps: int
 
     model = modeling.build_pretrain_model(cfg.preset, cfg.model_overrides).to(ctx.device)
     model.train()
-    optimizer = torch.optim.AdamW(model.parameters(), lr=cfg.lr, betas=cfg.betas, weight_decay=cfg.weight_decay)
+    optimizer = make_adamw(model.parameters(), lr=cfg.lr, betas=cfg.betas, weight_decay=cfg.weight_decay)
     scheduler = torch.optim.lr_scheduler.OneCycleLR(
         optimizer,
         max_lr=cfg.lr,

@@ -140,3 +140,21 @@ def test_malloc_mmap_threshold_helper():
     assert isinstance(ok, bool)
     if sys.platform.startswith("linux"):
         assert ok
+
+
+@pytest.mark.parametrize("length,head_dim,dtype", [(20, 16, torch.float32), (20, 16, torch.bfloat16),
+                                                   (64, 96, torch.bfloat16), (256, 64, torch.bfloat16),
+                                                   (256, 64, torch.float32)])
+def test_cpu_kernel_choice_matches_explicit_attention(length, head_dim, dtype):
+    from neuript.model.attention import _cpu_attention
+
+    g = torch.Generator().manual_seed(0)
+    q, k, v = (torch.randn(3, 2, length, head_dim, generator=g).to(dtype) for _ in range(3))
+    keep = torch.rand(3, length, generator=g) > 0.3
+    keep[:, 0] = True
+    mask = keep[:, None, None, :]
+    out = _cpu_attention(q, k, v, mask, 0.0)
+    scores = (q.double() @ k.double().transpose(-1, -2)) / head_dim**0.5
+    ref = scores.masked_fill(~mask, float("-inf")).softmax(-1) @ v.double()
+    tol = 1e-5 if dtype == torch.float32 else 2e-2
+    torch.testing.assert_close(out.double(), ref, atol=tol, rtol=tol)
