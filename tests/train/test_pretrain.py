@@ -87,7 +87,11 @@ def test_torchrun_two_cpu_processes_match_one_process(stores, tiny_overrides, tm
     a, b = _weights(single), _weights(tmp_path / "ddp")
     # Only the summation order of the gradient all-reduce differs. A wrongly sharded batch or an unsynchronised
     # rank moves weights by ~lr = 1e-3 per step, far above this bound.
-    for k in a:
+    # Key-projection biases are excluded: their exact gradient is zero (softmax over keys ignores the constant
+    # q . b_k added to every score), so they receive pure rounding noise, which Adam rescales to ~lr-sized steps.
+    compared = [k for k in a if not k.endswith("k_proj.bias")]
+    assert len(compared) > 0.9 * len(a)
+    for k in compared:
         assert abs(a[k] - b[k]).max() < 1e-5, f"{k}: DDP and single-process weights differ"
     # and the run really trained: weights moved away from a fresh initialisation
     assert any(abs(v).sum() > 0 for v in a.values())
