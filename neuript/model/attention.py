@@ -107,14 +107,16 @@ def _cpu_attention(q, k, v, attn_mask, dropout_p: float) -> torch.Tensor:
     * otherwise the flash kernel in fp32: its bf16 variant is up to ~4x slower at these shapes.
     """
     length, head_dim = k.shape[-2], q.shape[-1]
-    if length <= 32 and head_dim <= 32:
-        with sdpa_kernel(SDPBackend.MATH):
-            return F.scaled_dot_product_attention(
-                q.float(), k.float(), v.float(), attn_mask=attn_mask, dropout_p=dropout_p
-            )
-    if q.dtype in (torch.bfloat16, torch.float16) and not (length >= 256 and head_dim >= 64):
+    low = q.dtype in (torch.bfloat16, torch.float16)
+    if low and length >= 256 and head_dim >= 64:
+        return F.scaled_dot_product_attention(q, k, v, attn_mask=attn_mask, dropout_p=dropout_p)
+    # fp32: autocast would cast the inputs back to bf16, so it is switched off around the call
+    with torch.autocast("cpu", enabled=False):
         q, k, v = q.float(), k.float(), v.float()
-    return F.scaled_dot_product_attention(q, k, v, attn_mask=attn_mask, dropout_p=dropout_p)
+        if length <= 32 and head_dim <= 32:
+            with sdpa_kernel(SDPBackend.MATH):
+                return F.scaled_dot_product_attention(q, k, v, attn_mask=attn_mask, dropout_p=dropout_p)
+        return F.scaled_dot_product_attention(q, k, v, attn_mask=attn_mask, dropout_p=dropout_p)
 
 
 class SwiGLU(nn.Module):

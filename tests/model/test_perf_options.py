@@ -153,8 +153,15 @@ def test_cpu_kernel_choice_matches_explicit_attention(length, head_dim, dtype):
     keep = torch.rand(3, length, generator=g) > 0.3
     keep[:, 0] = True
     mask = keep[:, None, None, :]
-    out = _cpu_attention(q, k, v, mask, 0.0)
     scores = (q.double() @ k.double().transpose(-1, -2)) / head_dim**0.5
     ref = scores.masked_fill(~mask, float("-inf")).softmax(-1) @ v.double()
-    tol = 1e-5 if dtype == torch.float32 else 2e-2
+    out = _cpu_attention(q, k, v, mask, 0.0)
+    fp32 = dtype == torch.float32 or not (length >= 256 and head_dim >= 64)  # the kernel choice upcasts these
+    assert out.dtype == (torch.float32 if fp32 else dtype)
+    tol = 1e-5 if fp32 else 2e-2
+    torch.testing.assert_close(out.double(), ref, atol=tol, rtol=tol)
+    # under bf16 autocast the fp32 choices must stay fp32 (autocast would otherwise cast the inputs down)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        out = _cpu_attention(q, k, v, mask, 0.0)
+    assert out.dtype == (torch.float32 if fp32 else dtype)
     torch.testing.assert_close(out.double(), ref, atol=tol, rtol=tol)
