@@ -65,8 +65,7 @@ def main(argv=None) -> int:
     p.add_argument("--batch-size", type=int, default=32)
     p.add_argument("--lr", type=float, default=5e-4)
     p.add_argument("--patience", type=int, default=4)
-    p.add_argument("--precision", default="fp32",
-                   help="fp32 (default: faster than bf16 autocast for neuript_tiny on CPU) or bf16 (larger presets, GPU)")
+    p.add_argument("--precision", default="bf16", help="bf16 (autocast) or fp32")
     p.add_argument("--n-jobs", type=int, default=2)
     p.add_argument("--no-write", action="store_true", help="do not touch BENCHMARKS.md")
     args = p.parse_args(argv)

@@ -9,11 +9,6 @@ from typing import Callable, Sequence
 __all__ = ["run_demo"]
 
 
-#: ``neuript_tiny`` (d 32) trains faster in fp32 than under bf16 autocast on CPU: its matrices are too small for
-#: bf16 to pay for the casts (measured on 2 cores: 22.5 vs 18.3 windows/s fine-tuning at batch 32).
-TINY_PRECISION = "fp32"
-
-
 def run_demo(out: str | Path, *, pretrain_steps: int = 40, finetune_epochs: int = 4, seeds: Sequence[int] = (0,),
              n_jobs: int = 2, log: Callable[[str], None] = print) -> dict[str, Path]:
     """prepare → pretrain (AAMP, tiny) → fine-tune → evaluate → predict; returns the paths it produced."""
@@ -36,7 +31,7 @@ def run_demo(out: str | Path, *, pretrain_steps: int = 40, finetune_epochs: int 
 
     log(f"[bold]2/5 pretrain[/]: AAMP masked reconstruction, neuript_tiny, {pretrain_steps} steps")
     pt = pretrain(PretrainConfig(stores=[str(stores / "eegmmidb")], out=str(out / "pretrain"), preset="neuript_tiny",
-                                 epochs=1000, max_steps=pretrain_steps, batch_size=8, lr=1e-3, precision=TINY_PRECISION,
+                                 epochs=1000, max_steps=pretrain_steps, batch_size=8, lr=1e-3, precision="bf16",
                                  checkpoint_every=max(pretrain_steps // 2, 1), seed=520),
                   resume=(out / "pretrain" / "checkpoint").exists())
 
@@ -44,7 +39,7 @@ def run_demo(out: str | Path, *, pretrain_steps: int = 40, finetune_epochs: int 
     ft_dir = out / "finetune"
     finetune(FinetuneConfig(stores=[str(stores / "eegmat")], out=str(ft_dir), pretrained=str(pt),
                             epochs=finetune_epochs, batch_size=32, lr=5e-4, seeds=list(seeds), patience=4,
-                            precision=TINY_PRECISION))
+                            precision="bf16"))
 
     log("[bold]4/5 evaluate[/]")
     report = json.loads((ft_dir / "report.json").read_text())
