@@ -12,8 +12,9 @@ Masking conventions (``mask`` arguments are boolean, True = the token is *masked
 
 from __future__ import annotations
 
+import contextlib
 from functools import partial
-from typing import Literal
+from typing import Callable, Literal
 
 import torch
 import torch.nn.functional as F
@@ -24,7 +25,7 @@ from torch.utils.checkpoint import checkpoint
 
 from .dropout import Dropout
 
-__all__ = ["MultiHeadAttention", "SwiGLU", "SegmentMerge", "TwoStageAttentionLayer", "merge_mask"]
+__all__ = ["MultiHeadAttention", "SwiGLU", "SegmentMerge", "TwoStageAttentionLayer", "merge_mask", "sublayer_runner"]
 
 MaskRule = Literal["paper", "official"]
 
@@ -111,12 +112,10 @@ def _cpu_attention(q, k, v, attn_mask, dropout_p: float) -> torch.Tensor:
     if low and length >= 256 and head_dim >= 64:
         return F.scaled_dot_product_attention(q, k, v, attn_mask=attn_mask, dropout_p=dropout_p)
     # fp32: autocast would cast the inputs back to bf16, so it is switched off around the call
-    with torch.autocast("cpu", enabled=False):
-        q, k, v = q.float(), k.float(), v.float()
-        if length <= 32 and head_dim <= 32:
-            with sdpa_kernel(SDPBackend.MATH):
-                return F.scaled_dot_product_attention(q, k, v, attn_mask=attn_mask, dropout_p=dropout_p)
-        return F.scaled_dot_product_attention(q, k, v, attn_mask=attn_mask, dropout_p=dropout_p)
+    short = length <= 32 and head_dim <= 32
+    with torch.autocast("cpu", enabled=False), sdpa_kernel(SDPBackend.MATH) if short else contextlib.nullcontext():
+        return F.scaled_dot_product_attention(q.float(), k.float(), v.float(), attn_mask=attn_mask,
+                                              dropout_p=dropout_p)
 
 
 class SwiGLU(nn.Module):
@@ -259,10 +258,7 @@ class TwoStageAttentionLayer(nn.Module):
 
         Returns the output (B, C, L, d) and the summed auxiliary loss of its MoE layers (None if none).
         """
-        if grad_checkpointing and self.training and torch.is_grad_enabled():
-            run = partial(checkpoint, use_reentrant=False)
-        else:
-            run = _call
+        run = sublayer_runner(self, grad_checkpointing)
         b = x.shape[0]
         aux: list[torch.Tensor] = []
         h = rearrange(x, "b c l d -> (b c) l d")
@@ -286,3 +282,11 @@ class TwoStageAttentionLayer(nn.Module):
 
 def _call(fn, *args):
     return fn(*args)
+
+
+def sublayer_runner(module: nn.Module, grad_checkpointing: bool) -> Callable:
+    """``run(fn, *args)`` for the sub-layers of ``module``: activation-checkpointed (non-reentrant, RNG replayed)
+    when ``grad_checkpointing`` is set and ``module`` trains with gradients enabled, a plain call otherwise."""
+    if grad_checkpointing and module.training and torch.is_grad_enabled():
+        return partial(checkpoint, use_reentrant=False)
+    return _call

@@ -12,6 +12,8 @@ checkpointing (which restores the RNG state) recomputes the same mask. Off the C
 
 from __future__ import annotations
 
+import math
+
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -27,9 +29,7 @@ def drop_mask(shape: torch.Size | tuple[int, ...], p: float) -> tuple[torch.Tens
 
     Returns the mask and that effective drop probability.
     """
-    numel = 1
-    for s in shape:
-        numel *= int(s)
+    numel = math.prod(shape)
     threshold = int(round(p * _LEVELS))
     words = torch.empty(-(-numel // 4), dtype=torch.int64).random_(-(2**63), None)  # full 64-bit range
     lanes = words.view(torch.int16)[:numel].view(shape)  # 4 independent uniform 16-bit lanes per word
@@ -62,7 +62,7 @@ def dropout(x: torch.Tensor, p: float, training: bool = True) -> torch.Tensor:
 
 
 class Dropout(nn.Module):
-    """Drop-in replacement of :class:`torch.nn.Dropout` that is ~3x faster on CPU (see module docstring).
+    """Drop-in replacement of :class:`torch.nn.Dropout`, ~2x faster on CPU forward + backward (see module docstring).
 
     Parameters
     ----------

@@ -7,9 +7,8 @@ from typing import Literal, Sequence
 
 import torch
 from torch import nn
-from torch.utils.checkpoint import checkpoint
 
-from .attention import SegmentMerge, SwiGLU, TwoStageAttentionLayer, merge_mask
+from .attention import SegmentMerge, SwiGLU, TwoStageAttentionLayer, merge_mask, sublayer_runner
 from .embed import ElectrodeEncoding, ValueEmbedding, sincos_table
 from .moe import MixtureOfExperts
 
@@ -176,10 +175,7 @@ class EncoderBlock(nn.Module):
         if self.merge is not None:
             if prev_mask is not None and mode == "paper":
                 x = x.masked_fill(prev_mask[..., None], 0.0)  # masked parts contribute nothing
-            if grad_checkpointing and self.training and torch.is_grad_enabled():
-                x = checkpoint(self.merge, x, use_reentrant=False)
-            else:
-                x = self.merge(x)
+            x = sublayer_runner(self, grad_checkpointing)(self.merge, x)
         if temporal_pe is not None:
             x = x + temporal_pe[: x.shape[2]].to(x.dtype)
         return self.tsa(x, spatial_pe=spatial_pe, mask=mask, mask_rule=mode, grad_checkpointing=grad_checkpointing)

@@ -8,9 +8,8 @@ from typing import Any, Callable, Sequence
 import torch
 from einops import rearrange
 from torch import nn
-from torch.utils.checkpoint import checkpoint
 
-from .attention import MultiHeadAttention, SwiGLU, TwoStageAttentionLayer
+from .attention import MultiHeadAttention, SwiGLU, TwoStageAttentionLayer, sublayer_runner
 from .dropout import Dropout
 from .encoder import EncoderConfig, NeurIPTEncoder
 from .io import load_model, save_checkpoint
@@ -155,12 +154,9 @@ class DecoderLayer(nn.Module):
         q, _ = self.tsa(q, grad_checkpointing=grad_checkpointing)
         x = rearrange(q, "b c t d -> (b c) t d")
         mem = rearrange(memory, "b c l d -> (b c) l d")
-        if grad_checkpointing and self.training and torch.is_grad_enabled():
-            x = checkpoint(self._cross, x, mem, use_reentrant=False)
-            x, pred = checkpoint(self._mlp, x, use_reentrant=False)
-        else:
-            x = self._cross(x, mem)
-            x, pred = self._mlp(x)
+        run = sublayer_runner(self, grad_checkpointing)
+        x = run(self._cross, x, mem)
+        x, pred = run(self._mlp, x)
         return rearrange(x, "(b c) t d -> b c t d", b=b), rearrange(pred, "(b c) t -> b c t", b=b)
 
 
