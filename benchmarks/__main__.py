@@ -12,7 +12,7 @@ import importlib
 import sys
 
 SUITES = {"data": "benchmarks.data_bench", "model": "benchmarks.model_bench",
-          "mental_arithmetic": "benchmarks.mental_arithmetic"}
+          "mental_arithmetic": "benchmarks.mental_arithmetic", "gpu": "benchmarks.gpu_bench"}
 DEFAULT = ("data", "model")
 
 
