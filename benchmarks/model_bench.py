@@ -131,7 +131,8 @@ def worker(job: dict) -> dict:
         else:
             from neuript.train.common import make_adamw
 
-            opt = make_adamw(model.parameters(), lr=1e-5)  # what neuript's training uses (fused on CPU)
+            # what neuript's training uses: fused fp32 AdamW, or ("-bf16state") moments in bf16
+            opt = make_adamw(model.parameters(), lr=1e-5, state="bf16" if "bf16state" in variant else "fp32")
     infer_s = None
     if job.get("with_infer") and kind != "infer":
         model.eval()
@@ -174,8 +175,10 @@ def worker(job: dict) -> dict:
             times.append(time.perf_counter() - t0)
     med = statistics.median(times)
     peak = _peak_gb()
+    from neuript.model.memory import allocator_in_use
+
     return dict(job, infer_s=infer_s, step_s=med, all_s=times, win_s=b / med, base_rss_gb=base_rss, peak_gb=peak,
-                incr_gb=peak - base_rss, load=os.getloadavg()[0])
+                incr_gb=peak - base_rss, load=os.getloadavg()[0], allocator=allocator_in_use())
 
 
 def check_official() -> dict:
@@ -219,9 +222,17 @@ def run_job(job: dict, timeout: float = 900) -> dict:
               f"{res['win_s']:.3f} win/s", flush=True)
         return res
     cmd = [sys.executable, "-m", "benchmarks.model_bench", "--worker", json.dumps(job)]
+    env = None
+    if job["variant"].endswith("-tcmalloc"):
+        from neuript.model.memory import tcmalloc_env
+
+        try:
+            env = tcmalloc_env()
+        except FileNotFoundError as e:
+            return dict(job, error=str(e))
     t0 = time.perf_counter()
     try:
-        p = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout)
+        p = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, env=env)
     except subprocess.TimeoutExpired:
         return dict(job, error=f"timeout after {timeout:.0f} s")
     lines = [ln for ln in p.stdout.splitlines() if ln.startswith("{")]
@@ -272,6 +283,9 @@ def _context_notes(results: dict, plan) -> list[str]:
                        f"inputs) = {floor:.2f} GB before any activation, i.e. {floor / REF[f'{kind}_mem_gb']:.2f} of "
                        f"the spec's peak; the target ({limit:.2f} GB) leaves {limit - floor:.2f} GB for activations, "
                        "temporaries and allocator slack.")
+            half = state_gb / 4  # -bf16state: the two moments in bfloat16 (2 bytes each instead of 4)
+            out.append(f"- {kind} with `-bf16state`: the moments take {half:.2f} GB less, so the floor is "
+                       f"{floor - half:.2f} GB and {limit - floor + half:.2f} GB are left.")
         if best:
             out.append(f"- {kind} fastest variant: {best['variant']} at {best['win_s']:.3f} windows/s.")
     out.append("")
@@ -329,8 +343,10 @@ def main(argv=None) -> None:
     else:
         plan = [("infer", 8, ["reference-like", "fp32", "bf16"]),
                 ("finetune", 4, ["reference-like", "fp32", "fp32-attn-dropout", "fp32-ckpt", "bf16", "bf16-ckpt",
-                                 "bf16-ckpt-micro1", "bf16-ckpt-micro1-mmap"]),
-                ("pretrain", 2, ["reference-like", "fp32-ckpt", "bf16-ckpt", "bf16-ckpt-micro1", "bf16-ckpt-mmap"])]
+                                 "bf16-ckpt-micro1", "bf16-ckpt-micro1-mmap", "bf16-ckpt-micro1-tcmalloc",
+                                 "bf16-ckpt-micro1-bf16state", "bf16-ckpt-micro1-bf16state-tcmalloc"]),
+                ("pretrain", 2, ["reference-like", "fp32-ckpt", "bf16-ckpt", "bf16-ckpt-micro1", "bf16-ckpt-mmap",
+                                 "bf16-ckpt-tcmalloc", "bf16-ckpt-bf16state", "bf16-ckpt-bf16state-tcmalloc"])]
     print("official-mode check (fp32 fast path vs reference-like attention) ...", flush=True)
     p = subprocess.run([sys.executable, "-m", "benchmarks.model_bench", "--check"], capture_output=True, text=True)
     check = json.loads([ln for ln in p.stdout.splitlines() if ln.startswith("{")][-1]) if p.returncode == 0 else None
@@ -374,7 +390,12 @@ def main(argv=None) -> None:
         "micro-batch MoE balancing loss); "
         "`attn-dropout` = `attn_dropout=0.1` (paper regime); `-mmap` = the process calls "
         "`neuript.model.memory.set_malloc_mmap_threshold()` first (glibc returns freed tensors to the OS instead of "
-        "keeping them in the heap: peak RSS then reflects what the step needs).",
+        "keeping them in the heap: peak RSS then reflects what the step needs, at a cost in speed); `-tcmalloc` = "
+        "the process runs on tcmalloc instead of glibc malloc (`LD_PRELOAD` of the system's "
+        "`libtcmalloc_minimal.so.4` with `TCMALLOC_RELEASE_RATE=0`, from `neuript.model.memory.tcmalloc_env()`; "
+        "Debian/Ubuntu package `libtcmalloc-minimal4`); `-bf16state` = AdamW moments stored in bfloat16 with "
+        "stochastic rounding (`--optimizer-state bf16`, `neuript.train.optim.BF16StateAdamW`: 0.37 GB less at "
+        "fine-tuning size, 0.72 GB at pretraining size).",
         "",
     ]
     if check:

@@ -55,6 +55,10 @@ def pretrain_cmd(
     checkpoint_every: int = typer.Option(200, help="Steps between resumable checkpoints."),
     device: str = typer.Option("auto", help="auto, cpu, cuda, cuda:1 ..."),
     tensorboard: bool = typer.Option(False, help="Also log to TensorBoard (needs the tensorboard package)."),
+    micro_batch: Optional[int] = typer.Option(
+        None, help="Accumulate gradients over micro-batches of this size per process (less memory, same batch)."),
+    optimizer_state: str = typer.Option(
+        "fp32", help="AdamW moments in fp32, or bf16 (stochastic rounding; half the optimizer memory)."),
     resume: bool = typer.Option(False, "--resume", help="Continue the interrupted run in --out."),
 ) -> None:
     """Masked pretraining (AAMP by default) over one or many stores. Under `torchrun` it runs distributed (DDP)."""
@@ -65,7 +69,7 @@ def pretrain_cmd(
         masking=masking, epochs=epochs, max_steps=max_steps, batch_size=batch_size, lr=lr,
         weight_decay=weight_decay, grad_clip=grad_clip, aux_weight=aux_weight, precision=precision, seed=seed,
         split=split, val_fraction=val_fraction, num_workers=num_workers, checkpoint_every=checkpoint_every, device=device,
-        tensorboard=tensorboard,
+        tensorboard=tensorboard, micro_batch_size=micro_batch, optimizer_state=optimizer_state,
     )
     run = pretrain(cfg, resume=resume)
     console.print(f"[green]pretraining done[/]: model in {run / 'model'}, log {run / 'log.csv'}")
@@ -83,6 +87,8 @@ def finetune_cmd(
     batch_size: int = typer.Option(64, help="Batch size."),
     micro_batch: Optional[int] = typer.Option(
         None, help="Accumulate gradients over micro-batches of this size (less memory, same batch size)."),
+    optimizer_state: str = typer.Option(
+        "fp32", help="AdamW moments in fp32, or bf16 (stochastic rounding; half the optimizer memory)."),
     lr: float = typer.Option(1e-4, help="OneCycle maximum learning rate of the encoder."),
     head_lr: Optional[float] = typer.Option(None, help="Learning rate of the head (default: --lr)."),
     weight_decay: float = typer.Option(0.05, help="AdamW weight decay."),
@@ -101,7 +107,7 @@ def finetune_cmd(
         preset=preset, model_overrides=_parse_overrides(model_set), groups=groups, loss=loss, epochs=epochs,
         batch_size=batch_size, lr=lr, head_lr=head_lr, weight_decay=weight_decay, freeze_epochs=freeze_epochs,
         patience=patience, seeds=_seeds(seeds), precision=precision, num_workers=num_workers, device=device,
-        micro_batch_size=micro_batch,
+        micro_batch_size=micro_batch, optimizer_state=optimizer_state,
     )
     run = finetune(cfg)
     console.print(f"[green]fine-tuning done[/]: {run}/report.md, models in {run}/seed*/model")

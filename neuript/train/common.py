@@ -90,11 +90,25 @@ def autocast(device: torch.device, precision: str) -> Iterator[None]:
         yield
 
 
-def make_adamw(param_groups, **kwargs) -> torch.optim.AdamW:
-    """AdamW, fused (one kernel per step instead of a dozen per tensor) where this torch build and device
-    support it — on CPU since torch 2.4: ~0.5 s less per step for the paper-size model on 2 cores — else the
-    default implementation. ``param_groups``: parameters or parameter-group dicts; ``kwargs`` as for AdamW."""
+OPTIMIZER_STATES = ("fp32", "bf16")
+
+
+def make_adamw(param_groups, *, state: str = "fp32", **kwargs) -> torch.optim.Optimizer:
+    """AdamW for training.
+
+    ``state="fp32"`` (default): torch's AdamW, fused (one kernel per step instead of a dozen per tensor) where this
+    torch build and device support it — on CPU since torch 2.4: ~0.5 s less per step for the paper-size model on 2
+    cores — else the default implementation. ``state="bf16"``: :class:`neuript.train.optim.BF16StateAdamW`, the same
+    update with both moments stored in bfloat16 (stochastic rounding): half the optimizer memory (0.37 GB less at
+    paper size), ~0.3 s more per paper-size step on 2 CPU cores. ``param_groups``: parameters or parameter-group
+    dicts; ``kwargs`` as for AdamW."""
     groups = list(param_groups)
+    if state not in OPTIMIZER_STATES:
+        raise ValueError(f"optimizer state must be one of {OPTIMIZER_STATES}, got {state!r}")
+    if state == "bf16":
+        from neuript.train.optim import BF16StateAdamW
+
+        return BF16StateAdamW(groups, **kwargs)
     try:
         return torch.optim.AdamW(groups, fused=True, **kwargs)
     except (RuntimeError, TypeError, ValueError):

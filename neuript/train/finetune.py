@@ -58,8 +58,12 @@ class FinetuneConfig:
         One model per seed; metrics are reported as mean ± std over seeds.
     micro_batch_size
         Split every batch into micro-batches of this size and accumulate their gradients before one optimizer
-        step (same update as the full batch up to the MoE balancing loss, which is computed per micro-batch;
-        lower activation memory). ``None``: the whole batch at once.
+        step (lower activation memory). The update equals the full batch's when dropout and gate noise are off,
+        except for the MoE balancing loss, which is computed per micro-batch (tested); with them on, their
+        random draws differ between splits, so the update is the same in distribution. ``None``: the whole batch at once.
+    optimizer_state
+        ``"fp32"`` (torch's AdamW) or ``"bf16"``: the AdamW moments stored in bfloat16 with stochastic rounding
+        (:class:`neuript.train.optim.BF16StateAdamW`; half the optimizer memory, same update in expectation).
     """
 
     stores: Sequence[str] = ()
@@ -90,6 +94,7 @@ class FinetuneConfig:
     test_split: str = "test"
     max_train_batches: int | None = None
     micro_batch_size: int | None = None
+    optimizer_state: str = "fp32"
 
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)
@@ -184,7 +189,7 @@ def _train_one_seed(cfg: FinetuneConfig, seed: int, data: modeling.FinetuneData,
     head_lr = cfg.head_lr if cfg.head_lr is not None else cfg.lr
     optimizer = make_adamw(
         [{"params": body_params, "lr": cfg.lr}, {"params": head_params, "lr": head_lr}],
-        lr=cfg.lr, weight_decay=cfg.weight_decay, betas=(0.9, 0.999),
+        lr=cfg.lr, weight_decay=cfg.weight_decay, betas=(0.9, 0.999), state=cfg.optimizer_state,
     )
     scheduler = torch.optim.lr_scheduler.OneCycleLR(
         optimizer, max_lr=[cfg.lr, head_lr], total_steps=max(cfg.epochs * steps_per_epoch, 1),

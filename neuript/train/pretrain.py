@@ -19,6 +19,7 @@ as an uninterrupted one.
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import logging
 import math
@@ -80,6 +81,15 @@ class PretrainConfig:
         ``"bf16"`` (autocast) or ``"fp32"``.
     checkpoint_every
         Steps between resumable checkpoints (one is always written at each epoch end).
+    micro_batch_size
+        Split each process's share of the batch into micro-batches of this size and accumulate their gradients
+        before one optimizer step (lower activation memory). The update equals the full batch's when the random
+        draws (dropout, gate noise, the BERT-rule random tokens) are off, except for the MoE balancing loss, which
+        is computed per micro-batch (tested); with them on, the draws differ between splits, so the update is the
+        same in distribution. ``None``: the whole share at once.
+    optimizer_state
+        ``"fp32"`` (torch's AdamW) or ``"bf16"`` (moments in bfloat16, stochastic rounding; half the optimizer
+        memory — :class:`neuript.train.optim.BF16StateAdamW`).
     """
 
     stores: Sequence[str] = ()
@@ -109,11 +119,37 @@ class PretrainConfig:
     device: str = "auto"
     tensorboard: bool = False
     plot: bool = True
+    micro_batch_size: int | None = None
+    optimizer_state: str = "fp32"
 
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)
         d["stores"] = [str(s) for s in self.stores]
         return d
+
+
+def _accumulate(ddp_model, x, pos, mask, cfg: PretrainConfig, ctx: DistContext):
+    """Forward + backward of this process's share of the batch, in micro-batches of ``cfg.micro_batch_size``
+    windows, each weighted by its share; returns the (detached) loss and the per-term losses of the share.
+    Under DDP, gradients are synchronised once, on the last micro-batch."""
+    micro = cfg.micro_batch_size or len(x)
+    if micro < 1:
+        raise ValueError(f"micro_batch_size must be >= 1, got {cfg.micro_batch_size}")
+    parts = list(zip(x.split(micro), mask.split(micro)))
+    total = {"recon_loss": 0.0, "aux_loss": 0.0}
+    loss_sum = 0.0
+    for i, (xs, ms) in enumerate(parts):
+        sync = i == len(parts) - 1 or not hasattr(ddp_model, "no_sync")
+        with contextlib.nullcontext() if sync else ddp_model.no_sync():
+            with autocast(ctx.device, cfg.precision):
+                out_d = modeling.pretrain_forward(ddp_model, xs, pos, mask=ms)
+                loss = out_d["recon_loss"] + cfg.aux_weight * out_d["aux_loss"]
+            (loss * (len(xs) / len(x))).backward()
+        w = len(xs) / len(x)
+        loss_sum += float(loss.detach()) * w
+        for k in total:
+            total[k] += float(out_d[k].detach()) * w
+    return torch.tensor(loss_sum), {k: torch.tensor(v) for k, v in total.items()}
 
 
 def _total_steps(cfg: PretrainConfig, steps_per_epoch: int) -> int:
@@ -215,7 +251,8 @@ def pretrain(cfg: PretrainConfig, *, resume: bool = False, stop_after_steps: int
 
     model = modeling.build_pretrain_model(cfg.preset, cfg.model_overrides).to(ctx.device)
     model.train()
-    optimizer = make_adamw(model.parameters(), lr=cfg.lr, betas=cfg.betas, weight_decay=cfg.weight_decay)
+    optimizer = make_adamw(model.parameters(), lr=cfg.lr, betas=cfg.betas, weight_decay=cfg.weight_decay,
+                           state=cfg.optimizer_state)
     scheduler = torch.optim.lr_scheduler.OneCycleLR(
         optimizer,
         max_lr=cfg.lr,
@@ -311,11 +348,8 @@ def pretrain(cfg: PretrainConfig, *, resume: bool = False, stop_after_steps: int
             x = batch["x"][lo:hi].to(ctx.device, non_blocking=True)
             mask = mask[lo:hi].to(ctx.device)
             pos = batch["positions"].to(ctx.device)
-            with autocast(ctx.device, cfg.precision):
-                out_d = modeling.pretrain_forward(ddp_model, x, pos, mask=mask)
-                loss = out_d["recon_loss"] + cfg.aux_weight * out_d["aux_loss"]
             optimizer.zero_grad(set_to_none=True)
-            loss.backward()
+            loss, out_d = _accumulate(ddp_model, x, pos, mask, cfg, ctx)
             grad_norm = torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
             optimizer.step()
             scheduler.step()

@@ -33,3 +33,30 @@ def test_moe_balancing_loss_is_per_micro_batch():
     full, _ = _grads(6, aux_weight=0.8)
     acc, _ = _grads(2, aux_weight=0.8)
     assert any(not torch.allclose(a, b, rtol=1e-4, atol=1e-6) for a, b in zip(full, acc))
+
+
+def _pretrain_grads(micro):
+    from neuript.train import modeling
+    from neuript.train.common import DistContext
+    from neuript.train.pretrain import PretrainConfig, _accumulate
+
+    torch.manual_seed(0)
+    pos = torch.randn(6, 3) * 0.05
+    model = build("tiny", pretrain=True, positions=pos, dropout=0.0, gate_noise=0.0).train()
+    x = torch.randn(4, 6, 64, generator=torch.Generator().manual_seed(1))
+    mask = modeling.draw_mask(x, masking="aamp", ratios=(0.35,), generator=torch.Generator().manual_seed(2))
+    cfg = PretrainConfig(micro_batch_size=micro, aux_weight=0.0, precision="fp32")
+    loss, parts = _accumulate(model, x, pos, mask, cfg, DistContext())
+    return [p.grad.clone() for p in model.parameters() if p.grad is not None], loss, parts
+
+
+@pytest.mark.parametrize("micro", [1, 3])
+def test_pretraining_micro_batches_match_the_full_batch(micro):
+    # AAMP masks the same number of points in every window, so the per-window mean losses weight equally
+    full, full_loss, full_parts = _pretrain_grads(None)
+    acc, acc_loss, acc_parts = _pretrain_grads(micro)
+    assert len(full) == len(acc) > 0
+    assert float(acc_loss) == pytest.approx(float(full_loss), rel=1e-5)
+    assert float(acc_parts["recon_loss"]) == pytest.approx(float(full_parts["recon_loss"]), rel=1e-5)
+    for a, b in zip(full, acc):
+        torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-6)

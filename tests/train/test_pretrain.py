@@ -9,6 +9,7 @@ import sys
 from pathlib import Path
 
 import pytest
+import torch
 from safetensors.numpy import load_file
 
 from neuript.train.checkpoint import has_checkpoint
@@ -30,19 +31,27 @@ def _weights(run: Path) -> dict:
     return load_file(str(run / "model" / "model.safetensors"))
 
 
-def test_interrupted_then_resumed_equals_uninterrupted(stores, tiny_overrides, tmp_path):
-    full = pretrain(_cfg(stores, tmp_path / "full", tiny_overrides, epochs=2))
+@pytest.mark.parametrize("memory", [{}, {"optimizer_state": "bf16", "micro_batch_size": 3}],
+                         ids=["default", "bf16-state-micro-batch"])
+def test_interrupted_then_resumed_equals_uninterrupted(stores, tiny_overrides, tmp_path, memory):
+    full = pretrain(_cfg(stores, tmp_path / "full", tiny_overrides, epochs=2, **memory))
     log = (full / "log.csv").read_text().splitlines()
     n_steps = sum(1 for row in log[1:] if row.split(",")[2] != "")
     assert n_steps >= 4, "the test needs a few steps to interrupt"
 
     cut = tmp_path / "cut"
     # "killed" mid-way through the second epoch (after a validation pass and an epoch-end checkpoint)
-    pretrain(_cfg(stores, cut, tiny_overrides, epochs=2), stop_after_steps=n_steps // 2 + 1)
+    pretrain(_cfg(stores, cut, tiny_overrides, epochs=2, **memory), stop_after_steps=n_steps // 2 + 1)
     assert has_checkpoint(cut / "checkpoint") and not (cut / "model").exists()
+    if memory:  # the checkpoint keeps the moments in bf16 (half the bytes on disk too)
+        from safetensors.torch import load_file as load_torch
+
+        saved = load_torch(str(cut / "checkpoint" / "optimizer.safetensors"))
+        moments = [v for k, v in saved.items() if "exp_avg" in k]
+        assert moments and all(v.dtype == torch.bfloat16 for v in moments)
     with pytest.raises(FileExistsError, match="--resume"):
-        pretrain(_cfg(stores, cut, tiny_overrides, epochs=2))
-    pretrain(_cfg(stores, cut, tiny_overrides, epochs=2), resume=True)
+        pretrain(_cfg(stores, cut, tiny_overrides, epochs=2, **memory))
+    pretrain(_cfg(stores, cut, tiny_overrides, epochs=2, **memory), resume=True)
 
     a, b = _weights(full), _weights(cut)
     assert a.keys() == b.keys()
@@ -75,7 +84,10 @@ def test_torchrun_two_cpu_processes_match_one_process(stores, tiny_overrides, tm
     cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc-per-node", "2", "--master-port", "29531",
            "-m", "neuript", "pretrain", str(stores["eegmmidb"]), "--out", str(tmp_path / "ddp"),
            "--preset", "neuript_tiny", "--epochs", "1", "--batch-size", "8", "--lr", "1e-3", "--precision", "fp32",
-           "--seed", "3", "--checkpoint-every", "2", "--device", "cpu", "--aux-weight", "0"]
+           "--seed", "3", "--checkpoint-every", "2", "--device", "cpu", "--aux-weight", "0",
+           # each rank's 4 windows as 2 micro-batches: gradients are accumulated locally (no_sync) and all-reduced
+           # once; the single process takes the whole batch at once, so this also checks the accumulation
+           "--micro-batch", "2"]
     for k, v in overrides.items():
         cmd += ["--model-set", f"{k}={json.dumps(v)}"]
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
