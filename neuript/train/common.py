@@ -93,6 +93,14 @@ def autocast(device: torch.device, precision: str) -> Iterator[None]:
 OPTIMIZER_STATES = ("fp32", "bf16")
 
 
+def check_memory_options(*, micro_batch_size: int | None, optimizer_state: str) -> None:
+    """Reject bad ``--micro-batch`` / ``--optimizer-state`` values before any data is read."""
+    if micro_batch_size is not None and micro_batch_size < 1:
+        raise ValueError(f"--micro-batch must be a positive number of windows, got {micro_batch_size}")
+    if optimizer_state not in OPTIMIZER_STATES:
+        raise ValueError(f"--optimizer-state must be one of {', '.join(OPTIMIZER_STATES)}, got {optimizer_state!r}")
+
+
 def make_adamw(param_groups, *, state: str = "fp32", **kwargs) -> torch.optim.Optimizer:
     """AdamW for training.
 

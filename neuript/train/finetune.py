@@ -21,7 +21,9 @@ import torch.nn.functional as F
 
 from neuript.train import modeling
 from neuript.train.checkpoint import write_json_atomic
-from neuript.train.common import autocast, make_adamw, now_iso, resolve_device, seed_everything, versions
+from neuript.train.common import (
+    autocast, check_memory_options, make_adamw, now_iso, resolve_device, seed_everything, versions,
+)
 from neuript.train.inference import predict_dataset
 from neuript.train.progress import Progress
 
@@ -180,9 +182,7 @@ def _train_one_seed(cfg: FinetuneConfig, seed: int, data: modeling.FinetuneData,
     loader = make_loader(data.train, batch_size=cfg.batch_size, shuffle=True, seed=seed,
                          num_workers=cfg.num_workers, drop_last=len(data.train) > cfg.batch_size)
     steps_per_epoch = len(loader) if cfg.max_train_batches is None else min(len(loader), cfg.max_train_batches)
-    micro = cfg.micro_batch_size or cfg.batch_size
-    if micro < 1:
-        raise ValueError(f"micro_batch_size must be >= 1, got {cfg.micro_batch_size}")
+    micro = cfg.micro_batch_size or cfg.batch_size  # validated by finetune()
     head_params = list(model.final_layer.parameters())
     head_ids = set(id(p) for p in head_params)
     body_params = [p for p in model.parameters() if id(p) not in head_ids]
@@ -262,6 +262,7 @@ def finetune(cfg: FinetuneConfig) -> Path:
     """Fine-tune one model per seed and evaluate them; returns the run directory."""
     from neuript.train.evaluation import evaluate_run
 
+    check_memory_options(micro_batch_size=cfg.micro_batch_size, optimizer_state=cfg.optimizer_state)
     device = resolve_device(cfg.device)
     out = Path(cfg.out)
     out.mkdir(parents=True, exist_ok=True)

@@ -35,7 +35,8 @@ from torch.nn.parallel import DistributedDataParallel
 from neuript.train import modeling
 from neuript.train.checkpoint import has_checkpoint, load_training_state, save_training_state, write_json_atomic
 from neuript.train.common import (
-    DistContext, autocast, fingerprint, init_distributed, make_adamw, now_iso, seed_everything, versions,
+    DistContext, autocast, check_memory_options, fingerprint, init_distributed, make_adamw, now_iso, seed_everything,
+    versions,
 )
 from neuript.train.progress import Progress
 
@@ -210,6 +211,7 @@ def pretrain(cfg: PretrainConfig, *, resume: bool = False, stop_after_steps: int
     """
     from neuript.data.loader import WindowDataset, make_loader
 
+    check_memory_options(micro_batch_size=cfg.micro_batch_size, optimizer_state=cfg.optimizer_state)
     ctx = init_distributed(cfg.device)
     out = Path(cfg.out)
     ckpt_dir = out / "checkpoint"

@@ -111,3 +111,18 @@ def test_cli_reports_bad_input_as_one_message(finetuned, shared_data, tmp_path):
     assert proc.returncode == 1
     assert "error:" in proc.stderr and "test_raw.set" in proc.stderr
     assert "Traceback" not in proc.stderr
+
+
+@pytest.mark.parametrize("verb,option,value", [("finetune", "--optimizer-state", "fp16"),
+                                               ("pretrain", "--micro-batch", "0")])
+def test_cli_rejects_bad_memory_options_before_reading_data(stores, tmp_path, verb, option, value):
+    import subprocess
+    import sys
+
+    store = stores["eegmat" if verb == "finetune" else "eegmmidb"]
+    proc = subprocess.run([sys.executable, "-m", "neuript", verb, str(store), "--out", str(tmp_path / "r"),
+                           "--device", "cpu", option, value], capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 1
+    assert "error:" in proc.stderr and option in proc.stderr and value in proc.stderr
+    assert "Traceback" not in proc.stderr
+    assert not (tmp_path / "r" / "run.json").exists()  # nothing was started
