@@ -108,7 +108,8 @@ def make_adamw(param_groups, *, state: str = "fp32", **kwargs) -> torch.optim.Op
     torch build and device support it — on CPU since torch 2.4: ~0.5 s less per step for the paper-size model on 2
     cores — else the default implementation. ``state="bf16"``: :class:`neuript.train.optim.BF16StateAdamW`, the same
     update with both moments stored in bfloat16 (stochastic rounding): half the optimizer memory (0.37 GB less at
-    paper size), ~0.3 s more per paper-size step on 2 CPU cores. ``param_groups``: parameters or parameter-group
+    paper size), 3-9 % slower paper-size steps on 2 CPU cores (0.2-0.8 s: the update runs one parameter at a
+    time). ``param_groups``: parameters or parameter-group
     dicts; ``kwargs`` as for AdamW."""
     groups = list(param_groups)
     if state not in OPTIMIZER_STATES:
