@@ -135,13 +135,14 @@ class MixtureOfExperts(nn.Module):
 
         out = self.shared_expert(x)  # fresh tensor (its backward does not need it): accumulate in place
         # one gather for all assignments (its backward is a single index_add into one (N, d) buffer, not one
-        # zero-filled (N, d) buffer per expert), one call per expert on its contiguous slice, one index_add
+        # zero-filled (N, d) buffer per expert), one call per expert on its contiguous slice, one index_add.
+        # An expert without tokens still runs, on an empty slice: every parameter then takes part in every
+        # step (a zero gradient instead of none), which DistributedDataParallel requires — a small micro-batch
+        # can leave an expert empty.
         xs = x.index_select(0, s_token)
-        sizes = counts.tolist()
-        ys = [self.experts[eid](chunk) for eid, chunk in enumerate(xs.split(sizes)) if sizes[eid] > 0]
-        if ys:
-            y = ys[0] if len(ys) == 1 else torch.cat(ys)
-            out.index_add_(0, s_token, (y * s_w.unsqueeze(-1).to(y.dtype)).to(out.dtype))
+        ys = [self.experts[eid](chunk) for eid, chunk in enumerate(xs.split(counts.tolist()))]
+        y = ys[0] if len(ys) == 1 else torch.cat(ys)
+        out.index_add_(0, s_token, (y * s_w.unsqueeze(-1).to(y.dtype)).to(out.dtype))
 
         # auxiliary losses
         gates = torch.zeros(n, e, device=x.device, dtype=torch.float32)

@@ -67,3 +67,24 @@ def test_gate_noise_only_in_training_and_gradients_flow():
     y, aux = moe(x)
     (y.sum() + aux).backward()
     assert moe.gate.weight.grad is not None and x.grad is not None
+
+
+@pytest.mark.parametrize("routing", ["paper", "official"])
+def test_an_expert_without_tokens_gets_a_zero_gradient(routing):
+    # DistributedDataParallel needs every parameter in every backward; a small micro-batch can leave an expert
+    # without tokens. Steer all tokens away from expert 3: its logit is far below the others for positive inputs.
+    torch.manual_seed(0)
+    moe = MixtureOfExperts(d_model=4, n_experts=4, expert_hidden=3, shared_hidden=3, routing=routing,
+                           gate_noise=0.0).train()
+    with torch.no_grad():
+        moe.gate.weight.zero_()
+        moe.gate.bias.copy_(torch.tensor([0.0, 0.1, 0.2, -50.0]))
+    x = torch.rand(2, 5, 4) + 0.5
+    _, top_idx, _ = moe.route(x.reshape(-1, 4))
+    assert not (top_idx == 3).any(), "the test must leave expert 3 without tokens"
+    y, aux = moe(x)
+    (y.sum() + aux).backward()
+    for name, p in moe.experts[3].named_parameters():
+        assert p.grad is not None, f"expert 3 {name} has no gradient"
+        assert torch.count_nonzero(p.grad) == 0
+    assert all(p.grad is not None and p.grad.abs().sum() > 0 for p in moe.experts[2].parameters())  # routed to
