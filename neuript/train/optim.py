@@ -7,7 +7,8 @@ round-to-nearest would lose small updates: with ``beta2 = 0.999`` a step changes
 under bfloat16's relative spacing of 0.4 %, so ``v`` would freeze. The write-back therefore rounds
 *stochastically* (up with probability equal to the remainder), which is unbiased: the stored moment equals the
 fp32 one in expectation (the technique of AnyPrecisionAdamW in torchdistx and of bf16 optimizer states in large-model
-training). Weights and gradients stay fp32.
+training). Weights and gradients stay fp32. The rounding noise is a function of (seed, step, parameter) only, so
+data-parallel ranks, which see the same gradients, stay bit-identical.
 
 Opt in with ``neuript finetune/pretrain --optimizer-state bf16`` (``neuript.train.common.make_adamw(..., state="bf16")``); the
 default stays torch's fused fp32 AdamW.
@@ -62,21 +63,32 @@ class BF16StateAdamW(torch.optim.Optimizer):
     state_dtype
         ``torch.bfloat16`` (default) or ``torch.float32``; fp32 state gives exactly ``torch.optim.AdamW``'s
         arithmetic (used to test the update itself).
-    generator
-        Random generator for the stochastic rounding (default: torch's global one, so ``torch.manual_seed``
-        makes a run reproducible).
+    seed
+        Seed of the rounding noise. The noise of a parameter at a step is a function of ``(seed, step, parameter
+        index)`` alone — not of torch's global RNG — so every DDP rank rounds identically (the ranks stay in sync
+        whatever else they draw) and a resumed run continues bit-identically without extra state.
     """
 
     def __init__(self, params: Iterable, *, lr: float = 1e-3, betas: tuple[float, float] = (0.9, 0.999),
                  eps: float = 1e-8, weight_decay: float = 1e-2, state_dtype: torch.dtype = torch.bfloat16,
-                 generator: torch.Generator | None = None):
+                 seed: int = 0):
         if state_dtype not in (torch.bfloat16, torch.float32):
             raise ValueError(f"state_dtype must be torch.bfloat16 or torch.float32, got {state_dtype}")
         if not 0.0 <= betas[0] < 1.0 or not 0.0 <= betas[1] < 1.0:
             raise ValueError(f"betas must lie in [0, 1), got {betas}")
         super().__init__(params, dict(lr=lr, betas=tuple(betas), eps=eps, weight_decay=weight_decay))
         self.state_dtype = state_dtype
-        self.generator = generator
+        self.seed = int(seed)
+        self._generators: dict[torch.device, torch.Generator] = {}
+
+    def _noise_generator(self, device: torch.device, step: int, index: int) -> torch.Generator:
+        g = self._generators.get(device)
+        if g is None:
+            g = self._generators[device] = torch.Generator(device=device)
+        # splitmix-style constants spread (seed, step, index) over the seed space
+        g.manual_seed((self.seed * 0x9E3779B97F4A7C15 + step * 0xBF58476D1CE4E5B9 + index * 0x94D049BB133111EB)
+                      % (1 << 63))
+        return g
 
     def _init_state(self, p: torch.Tensor) -> dict:
         st = self.state[p]
@@ -91,9 +103,11 @@ class BF16StateAdamW(torch.optim.Optimizer):
         if closure is not None:
             with torch.enable_grad():
                 loss = closure()
+        index = -1
         for group in self.param_groups:
             lr, (b1, b2), eps, wd = float(group["lr"]), group["betas"], group["eps"], group["weight_decay"]
             for p in group["params"]:
+                index += 1
                 if p.grad is None:
                     continue
                 g = p.grad
@@ -113,8 +127,9 @@ class BF16StateAdamW(torch.optim.Optimizer):
                     st["exp_avg"].copy_(m)
                     st["exp_avg_sq"].copy_(v)
                 else:
-                    stochastic_round_bf16_(st["exp_avg"], m, self.generator, overwrite_src=True)
-                    stochastic_round_bf16_(st["exp_avg_sq"], v, self.generator, overwrite_src=True)
+                    g = self._noise_generator(p.device, int(t), index)
+                    stochastic_round_bf16_(st["exp_avg"], m, g, overwrite_src=True)
+                    stochastic_round_bf16_(st["exp_avg_sq"], v, g, overwrite_src=True)
         return loss
 
     def load_state_dict(self, state_dict: dict) -> None:
