@@ -80,6 +80,20 @@ def test_predict_unseen_recording_and_other_format_agree(finetuned, shared_data,
     assert np.load(tmp_path / "emb.times.npy").shape == (n_windows,)
 
 
+def test_bf16_inference_is_close_to_fp32(finetuned, shared_data, tmp_path):
+    edf = shared_data / "eegmat" / "Subject05_1.edf"
+    a = pd.read_csv(predict_file(edf, finetuned, out=tmp_path / "a.csv", device="cpu"))
+    b = pd.read_csv(predict_file(edf, finetuned, out=tmp_path / "b.csv", device="cpu", precision="bf16"))
+    assert len(a) == len(b) and list(a.columns) == list(b.columns)
+    diff = (a["prob_task"] - b["prob_task"]).abs()
+    assert 0 < diff.max() < 0.05  # bf16 really ran (outputs moved), and only by rounding
+    ea = np.load(embed_file(edf, finetuned, out=tmp_path / "ea.npy", device="cpu"))
+    eb = np.load(embed_file(edf, finetuned, out=tmp_path / "eb.npy", device="cpu", precision="bf16"))
+    assert np.abs(ea - eb).max() < 0.05 * np.abs(ea).max()
+    with pytest.raises(ValueError, match="--precision"):
+        predict_file(edf, finetuned, out=tmp_path / "c.csv", device="cpu", precision="fp16")
+
+
 def test_missing_electrode_is_named_and_can_be_interpolated(finetuned, shared_data, tmp_path):
     raw = mne.io.read_raw_edf(shared_data / "eegmat" / "Subject05_2.edf", preload=True, verbose="error")
     raw.drop_channels(["EEG Cz"])
