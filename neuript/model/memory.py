@@ -9,8 +9,8 @@ environment), so freed tensors go straight back to the OS — at a price in spee
 fresh, kernel-zeroed pages).
 
 The better fix is another allocator: tcmalloc keeps freed memory in size classes and reuses it, so peak RSS stays
-close to what is live without the page-zeroing cost (paper-size CPU pretraining, batch 2: 6.3 GB peak with glibc,
-4.2 GB with tcmalloc, same speed). It has to be loaded before the process starts: :func:`find_tcmalloc` locates
+close to what is live without the page-zeroing cost (paper-size CPU pretraining, batch 2: 6.5 GB peak with glibc,
+4.3 GB with tcmalloc, and no slower). It has to be loaded before the process starts: :func:`find_tcmalloc` locates
 the library and :func:`tcmalloc_env` gives the environment to run a command with (``neuript`` does not re-execute
 itself). :func:`allocator_in_use` tells which one a running process has.
 """

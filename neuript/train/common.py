@@ -109,8 +109,7 @@ def make_adamw(param_groups, *, state: str = "fp32", **kwargs) -> torch.optim.Op
     cores — else the default implementation. ``state="bf16"``: :class:`neuript.train.optim.BF16StateAdamW`, the same
     update with both moments stored in bfloat16 (stochastic rounding): half the optimizer memory (0.37 GB less at
     paper size), 3-9 % slower paper-size steps on 2 CPU cores (0.2-0.8 s: the update runs one parameter at a
-    time). ``param_groups``: parameters or parameter-group
-    dicts; ``kwargs`` as for AdamW."""
+    time). ``param_groups``: parameters or parameter-group dicts; ``kwargs`` as for AdamW."""
     groups = list(param_groups)
     if state not in OPTIMIZER_STATES:
         raise ValueError(f"optimizer state must be one of {OPTIMIZER_STATES}, got {state!r}")

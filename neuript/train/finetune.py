@@ -62,7 +62,8 @@ class FinetuneConfig:
         Split every batch into micro-batches of this size and accumulate their gradients before one optimizer
         step (lower activation memory). The update equals the full batch's when dropout and gate noise are off,
         except for the MoE balancing loss, which is computed per micro-batch (tested); with them on, their
-        random draws differ between splits, so the update is the same in distribution. ``None``: the whole batch at once.
+        random draws differ between splits, so the update is the same in distribution. ``None``: the whole
+        batch at once.
     optimizer_state
         ``"fp32"`` (torch's AdamW) or ``"bf16"``: the AdamW moments stored in bfloat16 with stochastic rounding
         (:class:`neuript.train.optim.BF16StateAdamW`; half the optimizer memory, same update in expectation).
