@@ -100,6 +100,20 @@ def _interpolate_missing(raw, needed: list[str], rename: dict[str, str] | None):
     return raw, missing
 
 
+def window_quality(windows: np.ndarray, pp) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Flag windows the training data would have rejected (amplitude, flat channel, NaN) instead of dropping
+    them; returns the windows with NaN/inf zeroed, their peak |µV| and the flags (``"ok"`` or the reason)."""
+    peak = np.abs(windows).max(axis=(1, 2))
+    ptp = windows.max(axis=2) - windows.min(axis=2)
+    quality = np.full(len(windows), "ok", dtype=object)
+    if pp.reject_uv is not None:
+        quality[peak > pp.reject_uv] = f"amplitude>{pp.reject_uv:g}uV"
+    if pp.flat_uv is not None:
+        quality[(ptp < pp.flat_uv).any(axis=1)] = "flat_channel"
+    quality[~np.isfinite(windows).all(axis=(1, 2))] = "nan"
+    return np.nan_to_num(windows, nan=0.0, posinf=0.0, neginf=0.0), peak, quality
+
+
 def _windows_for(file, model_meta: dict, *, stride_s: float | None, allow_missing: bool,
                  rename: dict[str, str] | None):
     """Read and preprocess ``file`` as the model's training data was; returns windows (n, C, T) µV and info."""
@@ -137,15 +151,7 @@ def _windows_for(file, model_meta: dict, *, stride_s: float | None, allow_missin
     windows, starts = sliding_windows(data, n_times, stride)
     if len(windows) == 0:
         raise ValueError(f"{file}: shorter than one {n_times / sfreq:.1f} s window after preprocessing")
-    peak = np.abs(windows).max(axis=(1, 2))
-    ptp = windows.max(axis=2) - windows.min(axis=2)
-    quality = np.full(len(windows), "ok", dtype=object)
-    if pp.reject_uv is not None:
-        quality[peak > pp.reject_uv] = f"amplitude>{pp.reject_uv:g}uV"
-    if pp.flat_uv is not None:
-        quality[(ptp < pp.flat_uv).any(axis=1)] = "flat_channel"
-    quality[~np.isfinite(windows).all(axis=(1, 2))] = "nan"
-    windows = np.nan_to_num(windows, nan=0.0, posinf=0.0, neginf=0.0)
+    windows, peak, quality = window_quality(windows, pp)
     info = {"starts_s": starts / sfreq, "n_times": n_times, "sfreq": sfreq, "peak_uv": peak, "quality": quality,
             "interpolated": interpolated}
     return windows, info

@@ -94,6 +94,51 @@ def test_bf16_inference_is_close_to_fp32(finetuned, shared_data, tmp_path):
         predict_file(edf, finetuned, out=tmp_path / "c.csv", device="cpu", precision="fp16")
 
 
+def _stream(sp, data, seed=0):
+    rng, rows, i = np.random.default_rng(seed), [], 0
+    while i < data.shape[1]:  # chunks of 0.1-4 s, as an amplifier driver might deliver them
+        n = int(rng.integers(50, 2000))
+        rows += sp.push(data[:, i:i + n])
+        i += n
+    return pd.DataFrame(rows + sp.flush())
+
+
+def test_streaming_equals_offline_with_the_default_context(finetuned, shared_data, tmp_path):
+    from neuript.train.streaming import StreamingPredictor
+
+    edf = shared_data / "eegmat" / "Subject05_1.edf"
+    offline = pd.read_csv(predict_file(edf, finetuned, device="cpu", out=tmp_path / "offline.csv"))
+    raw = mne.io.read_raw_edf(edf, preload=True, verbose="error")
+    sp = StreamingPredictor(finetuned, ch_names=raw.ch_names, sfreq=raw.info["sfreq"], device="cpu")
+    assert sp.latency_s > 16  # half the 33 s FIR of the 0.1 Hz high-pass, on the 0.25 s resampling grid
+    live = _stream(sp, raw.get_data())
+    assert len(live) == len(offline) and list(live["window"]) == list(offline["window"])
+    np.testing.assert_allclose(live["start_s"], offline["start_s"])
+    np.testing.assert_allclose(live["prob_task"], offline["prob_task"], atol=1e-5)
+    assert list(live["quality"]) == list(offline["quality"])
+
+
+def test_streaming_with_short_context_answers_sooner_and_approximates(finetuned, shared_data, tmp_path):
+    from neuript.train.streaming import StreamingPredictor
+
+    edf = shared_data / "eegmat" / "Subject05_1.edf"
+    offline = pd.read_csv(predict_file(edf, finetuned, device="cpu", out=tmp_path / "offline.csv"))
+    raw = mne.io.read_raw_edf(edf, preload=True, verbose="error")
+    sp = StreamingPredictor(finetuned, ch_names=raw.ch_names, sfreq=raw.info["sfreq"], context_s=2.0, device="cpu")
+    assert sp.latency_s == 2.0
+    first = []
+    data = raw.get_data()
+    win = int(5 * raw.info["sfreq"])
+    first += sp.push(data[:, : win + int(2 * raw.info["sfreq"])])  # one window plus 2 s: its answer is due
+    assert len(first) == 1 and first[0]["window"] == 0
+    live = pd.DataFrame(first + _stream(sp, data[:, win + int(2 * raw.info["sfreq"]):]).to_dict("records"))
+    assert len(live) == len(offline)
+    diff = np.abs(live["prob_task"] - offline["prob_task"])
+    assert 0 < diff.max() < 0.2  # filtered without the full context: close, not equal
+    with pytest.raises(ValueError, match="shape"):
+        sp.push(data[:3, :10])
+
+
 def test_missing_electrode_is_named_and_can_be_interpolated(finetuned, shared_data, tmp_path):
     raw = mne.io.read_raw_edf(shared_data / "eegmat" / "Subject05_2.edf", preload=True, verbose="error")
     raw.drop_channels(["EEG Cz"])
