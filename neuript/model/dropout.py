@@ -18,10 +18,20 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-__all__ = ["Dropout", "dropout", "drop_mask"]
+__all__ = ["Dropout", "dropout", "drop_mask", "uniform_int16"]
 
 _BITS = 16
 _LEVELS = 1 << _BITS
+
+
+def uniform_int16(shape: torch.Size | tuple[int, ...], *, device: torch.device | str | None = None,
+                  generator: torch.Generator | None = None) -> torch.Tensor:
+    """Independent uniform int16 values in [-2**15, 2**15) of ``shape``, four per random 64-bit word
+    (``random_`` on int64 over its full range: a quarter of the draws of one draw per element)."""
+    numel = math.prod(shape)
+    words = torch.empty(-(-numel // 4), dtype=torch.int64, device=device).random_(-(2**63), None,
+                                                                                  generator=generator)
+    return words.view(torch.int16)[:numel].view(shape)
 
 
 def drop_mask(shape: torch.Size | tuple[int, ...], p: float) -> tuple[torch.Tensor, float]:
@@ -29,11 +39,8 @@ def drop_mask(shape: torch.Size | tuple[int, ...], p: float) -> tuple[torch.Tens
 
     Returns the mask and that effective drop probability.
     """
-    numel = math.prod(shape)
     threshold = int(round(p * _LEVELS))
-    words = torch.empty(-(-numel // 4), dtype=torch.int64).random_(-(2**63), None)  # full 64-bit range
-    lanes = words.view(torch.int16)[:numel].view(shape)  # 4 independent uniform 16-bit lanes per word
-    return lanes < threshold - _LEVELS // 2, threshold / _LEVELS
+    return uniform_int16(shape) < threshold - _LEVELS // 2, threshold / _LEVELS
 
 
 class _DropoutFn(torch.autograd.Function):

@@ -21,6 +21,8 @@ from typing import Iterable
 
 import torch
 
+from neuript.model.dropout import uniform_int16
+
 __all__ = ["BF16StateAdamW", "stochastic_round_bf16_"]
 
 _HIGH_16 = -65536  # int32 with the upper 16 bits set (0xFFFF0000): the bits a bfloat16 keeps
@@ -33,16 +35,14 @@ def stochastic_round_bf16_(dst: torch.Tensor, src: torch.Tensor, generator: torc
 
     A bfloat16 is the upper 16 bits of an fp32. Adding a uniform 16-bit integer to the fp32 bit pattern carries into
     the kept bits exactly with that probability; masking the low bits then leaves a value bfloat16 holds exactly.
-    The noise comes from ``random_`` on int64 words, four 16-bit lanes each (cheaper than one draw per element).
+    The noise comes from :func:`neuript.model.dropout.uniform_int16` (four 16-bit lanes per random 64-bit word).
     ``overwrite_src=True`` works in ``src``'s memory (which must be contiguous) instead of a copy.
     """
     if dst.dtype != torch.bfloat16 or src.dtype != torch.float32 or dst.shape != src.shape:
         raise ValueError(f"need bfloat16 dst and float32 src of one shape, got {dst.dtype}{tuple(dst.shape)} and "
                          f"{src.dtype}{tuple(src.shape)}")
     bits = (src if overwrite_src else src.clone(memory_format=torch.contiguous_format)).view(torch.int32)
-    n = bits.numel()
-    words = torch.empty((n + 3) // 4, dtype=torch.int64, device=src.device).random_(-(2**63), None, generator=generator)
-    lanes = words.view(torch.int16)[:n].view(bits.shape)  # uniform in [-2^15, 2^15)
+    lanes = uniform_int16(bits.shape, device=src.device, generator=generator)  # uniform in [-2^15, 2^15)
     # + lane + 2^15 = + uniform [0, 2^16). Infinities stay infinite and NaNs NaN (the carry is masked off again;
     # only a NaN whose payload lies in the dropped bits alone could become inf); the largest finite values may round
     # up to inf, as round-to-nearest does.
