@@ -76,11 +76,27 @@ def resolve_device(device: str | None = None, *, local_rank: int = 0) -> torch.d
     return torch.device(device)
 
 
+PRECISIONS = ("fp32", "bf16")
+OPTIMIZER_STATES = ("fp32", "bf16")
+
+
+def check_precision(precision: str) -> None:
+    """Reject a ``--precision`` other than fp32 / bf16."""
+    if precision not in PRECISIONS:
+        raise ValueError(f"--precision must be fp32 or bf16, got {precision!r}")
+
+
+def check_optimizer_state(state: str) -> None:
+    """Reject an ``--optimizer-state`` other than fp32 / bf16."""
+    if state not in OPTIMIZER_STATES:
+        raise ValueError(f"optimizer state (--optimizer-state) must be one of {', '.join(OPTIMIZER_STATES)}, "
+                         f"got {state!r}")
+
+
 @contextlib.contextmanager
 def autocast(device: torch.device, precision: str) -> Iterator[None]:
     """Autocast region for ``precision`` in {"fp32", "bf16"} on CPU or GPU."""
-    if precision not in ("fp32", "bf16"):
-        raise ValueError(f"precision must be 'fp32' or 'bf16', got {precision!r}")
+    check_precision(precision)
     if precision == "fp32":
         yield
         return
@@ -90,15 +106,11 @@ def autocast(device: torch.device, precision: str) -> Iterator[None]:
         yield
 
 
-OPTIMIZER_STATES = ("fp32", "bf16")
-
-
 def check_memory_options(*, micro_batch_size: int | None, optimizer_state: str) -> None:
     """Reject bad ``--micro-batch`` / ``--optimizer-state`` values before any data is read."""
     if micro_batch_size is not None and micro_batch_size < 1:
         raise ValueError(f"--micro-batch must be a positive number of windows, got {micro_batch_size}")
-    if optimizer_state not in OPTIMIZER_STATES:
-        raise ValueError(f"--optimizer-state must be one of {', '.join(OPTIMIZER_STATES)}, got {optimizer_state!r}")
+    check_optimizer_state(optimizer_state)
 
 
 def make_adamw(param_groups, *, state: str = "fp32", **kwargs) -> torch.optim.Optimizer:
@@ -111,8 +123,7 @@ def make_adamw(param_groups, *, state: str = "fp32", **kwargs) -> torch.optim.Op
     paper size), 3-9 % slower paper-size steps on 2 CPU cores (0.2-0.8 s: the update runs one parameter at a
     time). ``param_groups``: parameters or parameter-group dicts; ``kwargs`` as for AdamW."""
     groups = list(param_groups)
-    if state not in OPTIMIZER_STATES:
-        raise ValueError(f"optimizer state must be one of {OPTIMIZER_STATES}, got {state!r}")
+    check_optimizer_state(state)
     if state == "bf16":
         from neuript.train.optim import BF16StateAdamW
 

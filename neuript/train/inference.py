@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from neuript.train.common import autocast
+from neuript.train.common import autocast, check_precision
 
 __all__ = ["predict_dataset", "probabilities"]
 
@@ -161,7 +161,6 @@ def _windows_for(file, model_meta: dict, *, stride_s: float | None, allow_missin
 def _run_windows(model, windows: np.ndarray, *, device, batch_size: int, what: str,
                  precision: str = "fp32") -> np.ndarray:
     from neuript.data.preprocess import alaw
-    from neuript.train.common import autocast
 
     device = torch.device(device)
     outs = []
@@ -175,11 +174,6 @@ def _run_windows(model, windows: np.ndarray, *, device, batch_size: int, what: s
                 pooled = model.final_layer.pool(model.pooled_features(feats), model.group_weights)
                 outs.append(pooled.float().cpu().numpy())
     return np.concatenate(outs)
-
-
-def _check_precision(precision: str) -> None:
-    if precision not in ("fp32", "bf16"):
-        raise ValueError(f"--precision must be fp32 or bf16, got {precision!r}")
 
 
 def _default_out(file, suffix: str) -> Path:
@@ -209,7 +203,7 @@ def predict_file(file, model_path, *, out=None, stride_s: float | None = None, a
     from neuript.train.common import resolve_device
     from neuript.train.modeling import load_classifier
 
-    _check_precision(precision)
+    check_precision(precision)
     dev = resolve_device(device)
     model, meta = load_classifier(model_path, device=dev)
     windows, info = _windows_for(file, meta, stride_s=stride_s, allow_missing=allow_missing, rename=rename)
@@ -243,7 +237,7 @@ def embed_file(file, model_path, *, out=None, stride_s: float | None = None, all
     from neuript.train.common import resolve_device
     from neuript.train.modeling import load_classifier
 
-    _check_precision(precision)
+    check_precision(precision)
     dev = resolve_device(device)
     model, meta = load_classifier(model_path, device=dev)
     windows, info = _windows_for(file, meta, stride_s=stride_s, allow_missing=allow_missing, rename=rename)

@@ -72,11 +72,10 @@ class StreamingPredictor:
                  stride_s: float | None = None, rename: dict[str, str] | None = None, device: str = "auto",
                  precision: str = "fp32", batch_size: int = 16) -> None:
         from neuript.data.preprocess import PreprocessConfig
-        from neuript.train.common import resolve_device
-        from neuript.train.inference import _check_precision
+        from neuript.train.common import check_precision, resolve_device
         from neuript.train.modeling import load_classifier
 
-        _check_precision(precision)
+        check_precision(precision)
         self.device = resolve_device(device)
         self.model, self.meta = load_classifier(model, device=self.device)
         pp = PreprocessConfig.from_dict(self.meta["preprocessing"].get("preprocess", self.meta["preprocessing"]))
