@@ -11,7 +11,7 @@ import platform
 import random
 import sys
 from dataclasses import dataclass
-from typing import Any, Iterator
+from typing import Any, Callable, Iterator, Sequence
 
 import numpy as np
 import torch
@@ -111,6 +111,29 @@ def check_memory_options(*, micro_batch_size: int | None, optimizer_state: str) 
     if micro_batch_size is not None and micro_batch_size < 1:
         raise ValueError(f"--micro-batch must be a positive number of windows, got {micro_batch_size}")
     check_optimizer_state(optimizer_state)
+
+
+def backward_in_micro_batches(tensors: Sequence[torch.Tensor], micro_batch_size: int, loss_of: Callable, *,
+                              no_sync: Callable | None = None) -> tuple[float, dict[str, float]]:
+    """Backpropagate a batch as micro-batches: split ``tensors`` along dim 0 into chunks of ``micro_batch_size``,
+    call ``loss_of(*chunks)`` -> ``(loss, {name: term})`` and backpropagate each loss weighted by its chunk's share
+    of the batch, so the accumulated gradients are those of the batch mean (for losses that are per-window means).
+
+    ``no_sync``: the DDP model's ``no_sync``; every chunk but the last runs inside it, so the gradients are
+    all-reduced once. Returns the batch loss and the batch's weighted terms, as floats.
+    """
+    n = len(tensors[0])
+    parts = list(zip(*(t.split(micro_batch_size) for t in tensors)))
+    loss_sum, terms = 0.0, {}
+    for i, chunk in enumerate(parts):
+        w = len(chunk[0]) / n
+        with no_sync() if no_sync is not None and i < len(parts) - 1 else contextlib.nullcontext():
+            loss, parts_of_loss = loss_of(*chunk)
+            (loss * w).backward()
+        loss_sum += float(loss.detach()) * w
+        for k, v in parts_of_loss.items():
+            terms[k] = terms.get(k, 0.0) + float(v.detach()) * w
+    return loss_sum, terms
 
 
 def make_adamw(param_groups, *, state: str = "fp32", **kwargs) -> torch.optim.Optimizer:

@@ -22,7 +22,8 @@ import torch.nn.functional as F
 from neuript.train import modeling
 from neuript.train.checkpoint import write_json_atomic
 from neuript.train.common import (
-    autocast, check_memory_options, make_adamw, now_iso, resolve_device, seed_everything, versions,
+    autocast, backward_in_micro_batches, check_memory_options, make_adamw, now_iso, resolve_device, seed_everything,
+    versions,
 )
 from neuript.train.inference import predict_dataset
 from neuript.train.progress import Progress
@@ -120,14 +121,12 @@ def accumulate_gradients(
     """Backpropagate ``loss_fn(model(x), y) + aux_weight * MoE aux loss`` over micro-batches of
     ``micro_batch_size`` windows, each weighted by its share of the batch, so the accumulated gradients are those
     of the batch mean (the MoE balancing loss is per micro-batch). Returns the batch loss."""
-    total = 0.0
-    for xs, ys in zip(x.split(micro_batch_size), y.split(micro_batch_size)):
+
+    def loss_of(xs, ys):
         with autocast(device, precision):
-            part = loss_fn(model(xs), ys) + aux_weight * modeling.aux_loss_of(model)
-        part = part * (len(xs) / len(x))
-        part.backward()
-        total += float(part.detach())
-    return total
+            return loss_fn(model(xs), ys) + aux_weight * modeling.aux_loss_of(model), {}
+
+    return backward_in_micro_batches((x, y), micro_batch_size, loss_of)[0]
 
 
 class BalancedLoss(torch.nn.Module):

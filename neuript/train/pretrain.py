@@ -19,7 +19,6 @@ as an uninterrupted one.
 
 from __future__ import annotations
 
-import contextlib
 import csv
 import logging
 import math
@@ -35,8 +34,8 @@ from torch.nn.parallel import DistributedDataParallel
 from neuript.train import modeling
 from neuript.train.checkpoint import has_checkpoint, load_training_state, save_training_state, write_json_atomic
 from neuript.train.common import (
-    DistContext, autocast, check_memory_options, fingerprint, init_distributed, make_adamw, now_iso, seed_everything,
-    versions,
+    DistContext, autocast, backward_in_micro_batches, check_memory_options, fingerprint, init_distributed, make_adamw,
+    now_iso, seed_everything, versions,
 )
 from neuript.train.progress import Progress
 
@@ -131,26 +130,18 @@ class PretrainConfig:
 
 def _accumulate(ddp_model, x, pos, mask, cfg: PretrainConfig, ctx: DistContext):
     """Forward + backward of this process's share of the batch, in micro-batches of ``cfg.micro_batch_size``
-    windows, each weighted by its share; returns the (detached) loss and the per-term losses of the share.
-    Under DDP, gradients are synchronised once, on the last micro-batch."""
-    micro = cfg.micro_batch_size or len(x)
-    if micro < 1:
-        raise ValueError(f"micro_batch_size must be >= 1, got {cfg.micro_batch_size}")
-    parts = list(zip(x.split(micro), mask.split(micro)))
-    total = {"recon_loss": 0.0, "aux_loss": 0.0}
-    loss_sum = 0.0
-    for i, (xs, ms) in enumerate(parts):
-        sync = i == len(parts) - 1 or not hasattr(ddp_model, "no_sync")
-        with contextlib.nullcontext() if sync else ddp_model.no_sync():
-            with autocast(ctx.device, cfg.precision):
-                out_d = modeling.pretrain_forward(ddp_model, xs, pos, mask=ms)
-                loss = out_d["recon_loss"] + cfg.aux_weight * out_d["aux_loss"]
-            (loss * (len(xs) / len(x))).backward()
-        w = len(xs) / len(x)
-        loss_sum += float(loss.detach()) * w
-        for k in total:
-            total[k] += float(out_d[k].detach()) * w
-    return torch.tensor(loss_sum), {k: torch.tensor(v) for k, v in total.items()}
+    windows (validated by :func:`pretrain`), each weighted by its share; returns the (detached) loss and the
+    per-term losses of the share. Under DDP, gradients are synchronised once, on the last micro-batch."""
+
+    def loss_of(xs, ms):
+        with autocast(ctx.device, cfg.precision):
+            out_d = modeling.pretrain_forward(ddp_model, xs, pos, mask=ms)
+            loss = out_d["recon_loss"] + cfg.aux_weight * out_d["aux_loss"]
+        return loss, {k: out_d[k] for k in ("recon_loss", "aux_loss")}
+
+    loss, terms = backward_in_micro_batches((x, mask), cfg.micro_batch_size or len(x), loss_of,
+                                            no_sync=getattr(ddp_model, "no_sync", None))
+    return torch.tensor(loss), {k: torch.tensor(v) for k, v in terms.items()}
 
 
 def _total_steps(cfg: PretrainConfig, steps_per_epoch: int) -> int:
