@@ -101,7 +101,6 @@ class StreamingPredictor:
         self._ctx_in = math.ceil(ctx * self.sfreq / self._down) * self._down
         self._buf = np.zeros((len(self.ch_names), 0))
         self._buf_start = 0  # stream index of self._buf[:, 0]
-        self._n_seen = 0
         self._next = 0  # window index
 
     @property
@@ -116,7 +115,6 @@ class StreamingPredictor:
             raise ValueError(f"expected a chunk of shape ({len(self.ch_names)}, n_samples) for channels "
                              f"{self.ch_names}, got {chunk.shape}")
         self._buf = np.concatenate([self._buf, chunk], axis=1)
-        self._n_seen += chunk.shape[1]
         return self._emit(final=False)
 
     def flush(self) -> list[dict]:
@@ -125,6 +123,10 @@ class StreamingPredictor:
         return self._emit(final=True)
 
     # ------------------------------------------------------------------------------------------- internals
+    @property
+    def _n_seen(self) -> int:  # samples pushed so far
+        return self._buf_start + self._buf.shape[1]
+
     def _emit(self, *, final: bool) -> list[dict]:
         starts = []
         while True:
@@ -136,9 +138,7 @@ class StreamingPredictor:
             self._next += 1
         if not starts:
             return []
-        rows = []
-        for a in starts:
-            rows.append(self._window(a))
+        rows = [self._window(a) for a in starts]
         keep_from = max(0, self._next * self._stride_in - self._ctx_in)
         if keep_from > self._buf_start:  # drop what no future window needs
             self._buf = self._buf[:, keep_from - self._buf_start:]
