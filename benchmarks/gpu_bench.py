@@ -197,8 +197,7 @@ def profile_step(kind: str, *, batch: int, out: Path, preset: str = "base", devi
         if dev.type == "cuda":
             torch.cuda.synchronize()
     ev = prof.key_averages()
-    attr = "device_time_total" if hasattr(ev[0], "device_time_total") else "cuda_time_total"
-    sort = "device_time_total" if attr == "device_time_total" else "cuda_time_total"
+    sort = "device_time_total" if hasattr(ev[0], "device_time_total") else "cuda_time_total"  # older torch
     out.write_text(ev.table(sort_by=sort if dev.type == "cuda" else "cpu_time_total", row_limit=40))
     groups = dict(gemm=0.0, attention=0.0, other=0.0)
     for e in ev:
@@ -381,9 +380,7 @@ def main(argv=None) -> int:
             emit("batch", measure(kind, v, batch=max(batch // scale, 1), mode=mode, **common))
 
     def flops():
-        for kind in ("infer", "finetune", "pretrain"):
-            if kind == "infer":
-                continue  # counted with the fine-tuning model (infer_flops)
+        for kind in ("finetune", "pretrain"):  # inference FLOPs come with the fine-tuning model (infer_flops)
             emit("flops", flops_per_window(kind, preset=preset, device=args.device))
 
     def profiled():
