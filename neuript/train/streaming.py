@@ -71,6 +71,8 @@ class StreamingPredictor:
     def __init__(self, model, *, ch_names: Sequence[str], sfreq: float, context_s: float | None = None,
                  stride_s: float | None = None, rename: dict[str, str] | None = None, device: str = "auto",
                  precision: str = "fp32", batch_size: int = 16) -> None:
+        import mne
+
         from neuript.data.preprocess import PreprocessConfig
         from neuript.train.common import check_precision, resolve_device
         from neuript.train.modeling import load_classifier
@@ -82,6 +84,7 @@ class StreamingPredictor:
         # a stream has no recording-level crop or minimum duration
         self.pp = dataclasses.replace(pp, crop_start_s=0.0, crop_end_s=0.0, min_duration_s=None)
         self.ch_names, self.sfreq, self.rename = list(ch_names), float(sfreq), rename
+        self._info = mne.create_info(self.ch_names, self.sfreq, ch_types="eeg")  # every segment's channel info
         self.precision, self.batch_size = precision, batch_size
         self.labels = [self.meta["label_names"].get(str(i), str(i)) for i in range(len(self.meta["label_names"]))]
         self.n_times = int(self.meta["n_times"])
@@ -153,8 +156,7 @@ class StreamingPredictor:
         lo = max(0, a - self._ctx_in)
         hi = min(self._n_seen, a + self._win_in + self._ctx_in)
         seg = self._buf[:, lo - self._buf_start: hi - self._buf_start]
-        info = mne.create_info(self.ch_names, self.sfreq, ch_types="eeg")
-        raw = mne.io.RawArray(seg, info, verbose="error")
+        raw = mne.io.RawArray(seg, self._info, verbose="error")
         data, names, _, _ = preprocess_raw(raw, self.pp, rename=self.rename)
         want = list(self.meta["ch_names"])
         if names != want:
