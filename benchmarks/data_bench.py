@@ -137,7 +137,8 @@ def run(source: Path, repeats: int, workdir: Path) -> tuple[list[tuple[str, str,
 
     from neuript.data.loader import WindowDataset, make_loader
     from neuript.data.recipes import get_recipe
-    from neuript.data.store import WindowStore, prepare_store
+    from neuript.data.prepare import prepare_store
+    from neuript.data.store import WindowStore
 
     torch.set_num_threads(1)
     rows: list[tuple[str, str, str]] = []

@@ -60,7 +60,7 @@ def _train_step(model, kind: str, x, y, dev, bf16: bool = True):
 
     with torch.autocast(dev.type, dtype=torch.bfloat16, enabled=bf16):
         if kind == "pretrain":
-            loss = model(x)["loss"]
+            out = model(x); loss = out["recon_loss"] + 0.8 * out["aux_loss"]
         else:
             loss = torch.nn.functional.cross_entropy(model(x).float(), y) + model.aux_loss
     loss.backward()

@@ -53,7 +53,7 @@ def check_optimizer(dev: torch.device) -> dict:
 
 def check_pretrain_micro_batches(dev: torch.device) -> dict:
     from neuript.model.presets import build
-    from neuript.train import modeling
+    from neuript.train.pretrain import draw_mask
     from neuript.train.common import DistContext
     from neuript.train.pretrain import PretrainConfig, _accumulate
 
@@ -64,7 +64,7 @@ def check_pretrain_micro_batches(dev: torch.device) -> dict:
         m = build("tiny", pretrain=True, positions=pos, dropout=0.0, gate_noise=0.0, token_prob=1.0,
                   random_prob=0.0).to(dev).train()
         x = torch.randn(4, 6, 64, generator=torch.Generator().manual_seed(1))
-        mask = modeling.draw_mask(x, masking="aamp", ratios=(0.35,), generator=torch.Generator().manual_seed(2))
+        mask = draw_mask(x, masking="aamp", ratios=(0.35,), generator=torch.Generator().manual_seed(2))
         cfg = PretrainConfig(micro_batch_size=micro, aux_weight=0.0, precision="fp32")
         _accumulate(m, x.to(dev), pos.to(dev), mask.to(dev), cfg, DistContext(device=dev))
         return torch.cat([q.grad.flatten() for q in m.parameters() if q.grad is not None])

@@ -54,9 +54,11 @@ def _start_rss_watchdog(limit_gb: float) -> None:
     threading.Thread(target=watch, daemon=True).start()
 
 
-def reference_like_forward(self, x, context=None, *, mask=None, mask_rule="paper"):
+def reference_like_forward(self, x, context=None, *, mask=None):
     """Reference-style attention (see module docstring); drop-in for ``MultiHeadAttention.forward``."""
     import torch
+
+    mask_rule = self.mask_rule
     import torch.nn.functional as F
 
     context = x if context is None else context
@@ -99,7 +101,7 @@ def worker(job: dict) -> dict:
     if job.get("threads"):
         torch.set_num_threads(job["threads"])
     if job.get("malloc_mmap_threshold") or job["variant"].endswith("-mmap"):
-        from neuript.model.memory import set_malloc_mmap_threshold
+        from benchmarks.memory import set_malloc_mmap_threshold
 
         set_malloc_mmap_threshold(job.get("malloc_mmap_threshold") or 65536)
     if job.get("max_rss_gb"):
@@ -158,7 +160,7 @@ def worker(job: dict) -> dict:
                         model(xs)
                     continue
                 if kind == "pretrain":
-                    loss = model(xs)["loss"]
+                    out = model(xs); loss = out["recon_loss"] + 0.8 * out["aux_loss"]
                 else:
                     loss = torch.nn.functional.cross_entropy(model(xs).float(), ys) + model.aux_loss
             (loss * (len(xs) / b)).backward()
@@ -175,7 +177,7 @@ def worker(job: dict) -> dict:
             times.append(time.perf_counter() - t0)
     med = statistics.median(times)
     peak = _peak_gb()
-    from neuript.model.memory import allocator_in_use
+    from benchmarks.memory import allocator_in_use
 
     return dict(job, infer_s=infer_s, step_s=med, all_s=times, win_s=b / med, base_rss_gb=base_rss, peak_gb=peak,
                 incr_gb=peak - base_rss, load=os.getloadavg()[0], allocator=allocator_in_use())
@@ -224,7 +226,7 @@ def run_job(job: dict, timeout: float = 900) -> dict:
     cmd = [sys.executable, "-m", "benchmarks.model_bench", "--worker", json.dumps(job)]
     env = None
     if job["variant"].endswith("-tcmalloc"):
-        from neuript.model.memory import tcmalloc_env
+        from benchmarks.memory import tcmalloc_env
 
         try:
             env = tcmalloc_env()
@@ -389,10 +391,10 @@ def main(argv=None) -> None:
         "accumulation before one AdamW step (`neuript finetune --micro-batch 1`; same update up to the per-"
         "micro-batch MoE balancing loss); "
         "`attn-dropout` = `attn_dropout=0.1` (paper regime); `-mmap` = the process calls "
-        "`neuript.model.memory.set_malloc_mmap_threshold()` first (glibc returns freed tensors to the OS instead of "
+        "`benchmarks.memory.set_malloc_mmap_threshold()` first (glibc returns freed tensors to the OS instead of "
         "keeping them in the heap: peak RSS then reflects what the step needs, at a cost in speed); `-tcmalloc` = "
         "the process runs on tcmalloc instead of glibc malloc (`LD_PRELOAD` of the system's "
-        "`libtcmalloc_minimal.so.4` with `TCMALLOC_RELEASE_RATE=0`, from `neuript.model.memory.tcmalloc_env()`; "
+        "`libtcmalloc_minimal.so.4` with `TCMALLOC_RELEASE_RATE=0`, from `benchmarks.memory.tcmalloc_env()`; "
         "Debian/Ubuntu package `libtcmalloc-minimal4`); `-bf16state` = AdamW moments stored in bfloat16 with "
         "stochastic rounding (`--optimizer-state bf16`, `neuript.train.optim.BF16StateAdamW`: 0.37 GB less at "
         "fine-tuning size, 0.72 GB at pretraining size).",

@@ -45,3 +45,55 @@ def shared_spec() -> Path:
 @pytest.fixture(scope="session")
 def eegmat_dir(shared_data) -> Path:
     return shared_data / "eegmat"
+
+
+# ---------------------------------------------------------------------------------------------- workflow fixtures
+# Small real-data stores, a tiny model, and a pretraining + fine-tuning run shared by the train and inference tests.
+import warnings  # noqa: E402
+
+# A model small enough for CI on 2 cores (every block kind still present: merges, dense and MoE blocks).
+TINY = {"d_model": 16, "n_heads": 2, "d_ff": 16, "expert_hidden": 8, "shared_hidden": 16,
+        "merge_factors": [1, 4, 1, 2], "n_experts": [0, 0, 2, 4]}
+
+
+@pytest.fixture(scope="session")
+def tiny_overrides() -> dict:
+    return dict(TINY)
+
+
+@pytest.fixture(scope="session")
+def stores(tmp_path_factory, shared_data) -> dict[str, Path]:
+    """EEGMAT subjects 00-02 (train) + 28 (val), and two EEGMMIDB runs, prepared with the real recipes."""
+    from neuript.data.recipes import get_recipe
+    from neuript.data.prepare import prepare_store
+
+    root = tmp_path_factory.mktemp("train_stores")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)  # the absent test subjects
+        prepare_store(get_recipe("eegmat", subjects="0,1,2,28"), source=shared_data / "eegmat",
+                      out=root / "eegmat", n_jobs=2, progress=False)
+        prepare_store(get_recipe("eegmmidb", subjects="1", runs="1,4", reject_uv=None), source=shared_data / "eegmmidb",
+                      out=root / "eegmmidb", n_jobs=2, progress=False)
+    return {"eegmat": root / "eegmat", "eegmmidb": root / "eegmmidb"}
+
+
+@pytest.fixture(scope="session")
+def pretrained(stores, tiny_overrides, tmp_path_factory) -> Path:
+    from neuript.train.pretrain import PretrainConfig, pretrain
+
+    out = tmp_path_factory.mktemp("pt") / "run"
+    return pretrain(PretrainConfig(stores=[str(stores["eegmmidb"])], out=str(out), preset="neuript_tiny",
+                                   model_overrides=tiny_overrides, epochs=1, max_steps=3, batch_size=8,
+                                   precision="bf16", plot=True, device="cpu"))
+
+
+@pytest.fixture(scope="session")
+def finetuned(stores, pretrained, tmp_path_factory) -> Path:
+    from neuript.train.finetune import FinetuneConfig, finetune
+
+    out = tmp_path_factory.mktemp("ft") / "run"
+    return finetune(FinetuneConfig(stores=[str(stores["eegmat"])], out=str(out), pretrained=str(pretrained),
+                                   epochs=2, batch_size=16, lr=1e-3, seeds=[0, 1], precision="bf16",
+                                   max_train_batches=4, device="cpu"))
+
+

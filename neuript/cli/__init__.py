@@ -26,7 +26,15 @@ def _root() -> None:
     """NeurIPT EEG foundation model: prepare data, pretrain, fine-tune, evaluate, predict."""
 
 
+_registered = False
+
+
 def _register() -> None:
+    """Add every verb module's commands to :data:`app` (once per process)."""
+    global _registered
+    if _registered:
+        return
+    _registered = True
     for name in _VERB_MODULES:
         try:
             module = importlib.import_module(name)

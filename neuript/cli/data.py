@@ -44,7 +44,7 @@ def prepare(
     """Preprocess a dataset into a window store (parallel, resumable: rerun the same command after a kill)."""
     from neuript.data.preprocess import PreprocessConfig
     from neuript.data.recipes import RECIPES, apply_config_overrides, get_recipe, list_recipes
-    from neuript.data.store import PrepareError, format_info, prepare_store, store_info
+    from neuript.data.prepare import PrepareError, format_info, prepare_store, store_info
 
     names = list_recipes()
     if recipe not in names:
@@ -92,7 +92,7 @@ def info(
     as_json: bool = typer.Option(False, "--json", help="Print the summary as JSON."),
 ) -> None:
     """Summarise a window store: recordings, windows per split and class, montages, rejections."""
-    from neuript.data.store import format_info, store_info
+    from neuript.data.prepare import format_info, store_info
 
     try:
         d = store_info(store)

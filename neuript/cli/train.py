@@ -49,7 +49,10 @@ def pretrain_cmd(
     aux_weight: float = typer.Option(0.8, help="Weight of the MoE auxiliary losses."),
     precision: str = typer.Option("bf16", help="bf16 (autocast) or fp32."),
     seed: int = typer.Option(520, help="Random seed."),
-    split: str = typer.Option("all", help="Store split to train on ('all' = every window)."),
+    split: str = typer.Option("all", help="Store split(s) to train on, comma-separated ('all' = every window; "
+                              "'train' keeps a labelled store's validation and test recordings out)."),
+    init: Optional[Path] = typer.Option(None, help="Continue from this pretraining run (or its model/): e.g. "
+                                        "adapt a pretrained encoder to your own unlabeled recordings."),
     val_fraction: float = typer.Option(0.05, help="Recordings held out for the validation loss when the stores have no 'val' split."),
     num_workers: int = typer.Option(0, help="DataLoader worker processes."),
     checkpoint_every: int = typer.Option(200, help="Steps between resumable checkpoints."),
@@ -70,6 +73,7 @@ def pretrain_cmd(
         weight_decay=weight_decay, grad_clip=grad_clip, aux_weight=aux_weight, precision=precision, seed=seed,
         split=split, val_fraction=val_fraction, num_workers=num_workers, checkpoint_every=checkpoint_every, device=device,
         tensorboard=tensorboard, micro_batch_size=micro_batch, optimizer_state=optimizer_state,
+        init=str(init) if init else None,
     )
     run = pretrain(cfg, resume=resume)
     console.print(f"[green]pretraining done[/]: model in {run / 'model'}, log {run / 'log.csv'}")
@@ -89,7 +93,12 @@ def finetune_cmd(
         None, help="Accumulate gradients over micro-batches of this size (less memory, same batch size)."),
     optimizer_state: str = typer.Option(
         "fp32", help="AdamW moments in fp32, or bf16 (stochastic rounding; half the optimizer memory)."),
-    lr: float = typer.Option(1e-4, help="OneCycle maximum learning rate of the encoder."),
+    lr: Optional[float] = typer.Option(
+        None, help="OneCycle maximum learning rate of the encoder (default: 1e-3 for d_model <= 64, 3e-4 up to 256, "
+        "1e-4 above)."),
+    align: str = typer.Option("none", help="Label-free per-subject alignment: none (paper), channel "
+                              "(per-channel standardisation) or euclidean (Euclidean alignment); transductive."),
+    align_by: str = typer.Option("subject", help="Alignment group: subject or recording."),
     head_lr: Optional[float] = typer.Option(None, help="Learning rate of the head (default: --lr)."),
     weight_decay: float = typer.Option(0.05, help="AdamW weight decay."),
     freeze_epochs: int = typer.Option(0, help="Train only the head for this many first epochs."),
@@ -107,7 +116,7 @@ def finetune_cmd(
         preset=preset, model_overrides=_parse_overrides(model_set), groups=groups, loss=loss, epochs=epochs,
         batch_size=batch_size, lr=lr, head_lr=head_lr, weight_decay=weight_decay, freeze_epochs=freeze_epochs,
         patience=patience, seeds=_seeds(seeds), precision=precision, num_workers=num_workers, device=device,
-        micro_batch_size=micro_batch, optimizer_state=optimizer_state,
+        micro_batch_size=micro_batch, optimizer_state=optimizer_state, align=align, align_by=align_by,
     )
     run = finetune(cfg)
     console.print(f"[green]fine-tuning done[/]: {run}/report.md, models in {run}/seed*/model")
@@ -120,7 +129,7 @@ def evaluate_cmd(
     device: str = typer.Option("auto", help="auto, cpu, cuda ..."),
 ) -> None:
     """Balanced accuracy, AUC-PR/AUROC (binary) or kappa/weighted F1 (multi-class), mean ± std over seeds."""
-    from neuript.train.evaluation import evaluate_run
+    from neuript.inference.evaluate_run import evaluate_run
 
     res = evaluate_run(run, split=split, stores=[str(s) for s in store] if store else None, device=device)
     console.print(Path(res["files"]["report_md"]).read_text())
@@ -130,7 +139,8 @@ def evaluate_cmd(
 
 # Options shared by `predict` and `embed` (declared once; typer reads them from the annotations).
 RecordingArg = Annotated[Path, typer.Argument(help="Recording (EDF, BDF, FIF, EEGLAB .set, BrainVision .vhdr).")]
-ModelOpt = Annotated[Path, typer.Option("--model", "-m", help="Fine-tuning run directory or one seed's model/ folder.")]
+ModelOpt = Annotated[Path, typer.Option("--model", "-m", help="Model directory (fine-tuning run, one seed's model/ "
+                                                                "folder, save_pretrained output) or a Hugging Face Hub id.")]
 StrideOpt = Annotated[Optional[float], typer.Option(help="Window stride in seconds (default: the window length).")]
 AllowMissingOpt = Annotated[bool, typer.Option(
     "--allow-missing", help="Interpolate electrodes the model needs but the file lacks (spherical splines) "
@@ -153,7 +163,7 @@ def predict_cmd(
     precision: PrecisionOpt = "fp32",
 ) -> None:
     """Per-window class probabilities for a recording, with the preprocessing the model was trained with."""
-    from neuript.train.inference import predict_file
+    from neuript.inference.predict import predict_file
 
     path = predict_file(file, model, out=out, stride_s=stride, allow_missing=allow_missing,
                         rename=_parse_rename(rename), device=device, precision=precision)
@@ -171,7 +181,7 @@ def embed_cmd(
     precision: PrecisionOpt = "fp32",
 ) -> None:
     """Per-window embeddings (the IILP-pooled encoder features) of a recording, saved as .npy."""
-    from neuript.train.inference import embed_file
+    from neuript.inference.predict import embed_file
 
     path = embed_file(file, model, out=out, stride_s=stride, allow_missing=allow_missing,
                       rename=_parse_rename(rename), device=device, precision=precision)

@@ -33,13 +33,22 @@ class WindowDataset(torch.utils.data.Dataset):
         returns a float32 numpy array (C, T).
     alaw_A : float
         Companding parameter.
+    align : {"none", "channel", "euclidean"}
+        Label-free per-group alignment before the transform (:mod:`neuript.data.align`): each subject's (or
+        recording's) windows *in this dataset* are standardised per channel or Euclidean-aligned with a transform
+        fitted on them. ``"none"`` is the paper's protocol.
+    align_by : {"subject", "recording"}
+        The group of the alignment.
+    align_scale_uv : float
+        Aligned signals (unit variance) are scaled to this many µV before companding.
 
     Items are ``dict(x=Tensor (C, T) float32, label=int, montage=str, index=int)``; ``index`` is the item's
     position in this dataset.
     """
 
     def __init__(self, stores, split: str | Sequence[str] | None = None, transform: str | Callable | None = "alaw",
-                 *, alaw_A: float = 0.25):
+                 *, alaw_A: float = 0.25, align: str = "none", align_by: str = "subject",
+                 align_scale_uv: float = 20.0):
         if isinstance(stores, (str, os.PathLike, WindowStore)):
             stores = [stores]
         self.stores: list[WindowStore] = [s if isinstance(s, WindowStore) else WindowStore.open(s) for s in stores]
@@ -74,6 +83,17 @@ class WindowDataset(torch.utils.data.Dataset):
         self._local = np.concatenate(local_idx)
         self.montage = np.concatenate(montages).astype(object) if montages else np.empty(0, object)
         self.labels = np.concatenate(labels).astype(np.int64)
+        from neuript.data.align import ALIGN_BY, ALIGNMENTS
+
+        if align not in ALIGNMENTS:
+            raise ValueError(f"--align must be one of {', '.join(ALIGNMENTS)}; got {align!r}")
+        if align_by not in ALIGN_BY:
+            raise ValueError(f"--align-by must be one of {', '.join(ALIGN_BY)}; got {align_by!r}")
+        self.align, self.align_by, self.align_scale_uv = align, align_by, float(align_scale_uv)
+        self._align_group = None
+        self._align_transforms: dict[str, tuple] = {}
+        if align != "none" and len(self._local):
+            self._fit_alignment()
         if splits is not None and len(self._local) == 0:
             import warnings
 
@@ -82,6 +102,20 @@ class WindowDataset(torch.utils.data.Dataset):
 
     def __len__(self) -> int:
         return len(self._local)
+
+    def _fit_alignment(self) -> None:
+        """One transform per (store, subject or recording, montage), from this dataset's windows of it."""
+        from neuript.data.align import fit_group_transforms
+
+        w = self.windows
+        col = w["subject"] if self.align_by == "subject" else w["recording"]
+        keys = (w["store"].astype(str) + "|" + w["dataset"].astype(str) + "|" + col.astype(str) + "|"
+                + w["montage"].astype(str)).to_numpy()
+        self._align_group = keys
+        for key in np.unique(keys):
+            sel = np.flatnonzero(keys == key)
+            x = self.stores[int(self._store[sel[0]])].read(self._local[sel])
+            self._align_transforms.update(fit_group_transforms(x, [key] * len(sel), self.align))
 
     @property
     def windows(self):
@@ -113,6 +147,7 @@ class WindowDataset(torch.utils.data.Dataset):
         new = copy.copy(self)
         new._store, new._local = self._store[idx], self._local[idx]
         new.montage, new.labels = self.montage[idx], self.labels[idx]
+        new._align_group = self._align_group[idx] if self._align_group is not None else None
         new._windows = None
         return new
 
@@ -160,6 +195,11 @@ class WindowDataset(torch.utils.data.Dataset):
             for m in np.unique(mons):
                 sub = sel[mons == m]
                 x = self.stores[int(s)].read(self._local[idx[sub]])
+                if self._align_group is not None:
+                    from neuript.data.align import apply_group_transforms
+
+                    x = apply_group_transforms(x, self._align_group[idx[sub]], self._align_transforms,
+                                               scale_uv=self.align_scale_uv)
                 x = self._apply(x)
                 for j, k in enumerate(sub):
                     out[k] = {"x": torch.from_numpy(np.ascontiguousarray(x[j], dtype=np.float32)),

@@ -1,4 +1,6 @@
-"""The on-disk window store: written in parallel, atomically and resumably; read with random access.
+"""The on-disk window store: its format and the random-access reader :class:`WindowStore`.
+
+The parallel, resumable writer and the ``info`` summary are in :mod:`neuript.data.prepare`.
 
 Layout of a store directory (format ``neuript-window-store`` version 1)::
 
@@ -19,39 +21,20 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import shutil
-import time
-import traceback
-import warnings
-from concurrent.futures import ProcessPoolExecutor, as_completed
-from dataclasses import asdict
 from pathlib import Path
-from typing import Any, Iterable, Sequence
+from typing import Any, Sequence
 
 import numpy as np
 import pandas as pd
 
-from neuript._atomic import atomic_write, atomic_write_text
-from neuript.data.preprocess import PreprocessConfig, REJECT_REASONS, event_windows, preprocess_raw, \
-    reject_windows, sliding_windows
+from neuript._atomic import atomic_path
+from neuript.data.preprocess import REJECT_REASONS
 
-__all__ = ["WindowStore", "prepare_store", "PrepareReport", "PrepareError", "store_info", "format_info",
-           "montage_key", "FORMAT", "VERSION"]
+__all__ = ["WindowStore", "montage_key", "FORMAT", "VERSION", "TABLE_COLUMNS"]
 
 FORMAT = "neuript-window-store"
 VERSION = 1
 TABLE_COLUMNS = ["dataset", "subject", "session", "recording", "start", "label", "split", "montage"]
-
-
-class PrepareError(RuntimeError):
-    """Some recordings could not be prepared. The others were written; a rerun retries only the failed ones."""
-
-    def __init__(self, failed: dict[str, str], store: Path):
-        self.failed = dict(failed)
-        lines = "\n".join(f"  - {k}: {v}" for k, v in list(failed.items())[:20])
-        more = f"\n  ... and {len(failed) - 20} more (see {store}/failed.json)" if len(failed) > 20 else ""
-        super().__init__(f"{len(failed)} recording(s) failed; the others are in {store}. Fix or remove the files "
-                         f"and rerun the same command to resume:\n{lines}{more}")
 
 
 def montage_key(ch_names: Sequence[str], positions: np.ndarray) -> str:
@@ -74,241 +57,6 @@ def _json_default(o):
     if isinstance(o, Path):
         return str(o)
     raise TypeError(f"not JSON serialisable: {type(o).__name__}")
-
-
-# ----------------------------------------------------------------------------------------------------------
-# Worker: one recording → one shard
-# ----------------------------------------------------------------------------------------------------------
-
-
-def _interval_labels(starts_s: np.ndarray, onsets: np.ndarray, durations: np.ndarray, labels: np.ndarray):
-    out = np.full(len(starts_s), -1, dtype=np.int64)
-    for on, du, lab in zip(onsets, durations, labels):
-        inside = (starts_s >= on - 1e-9) & (starts_s < on + max(du, 0.0) - 1e-9)
-        out[inside & (out == -1)] = lab
-    return out
-
-
-def process_recording(rec, recipe, cfg: PreprocessConfig, shard_dir: Path, dtype: str) -> dict[str, Any]:
-    """Read, preprocess, window, reject and write one recording's shard. Returns its metadata."""
-    from neuript.data.io import read_raw
-
-    raw = read_raw(rec.path)
-    events = recipe.events(raw, rec)
-    data, ch_names, positions, sfreq = preprocess_raw(raw, cfg)
-    T, stride = cfg.n_times, cfg.stride
-    offset = float(getattr(raw, "first_time", 0.0) or 0.0) + cfg.crop_start_s
-    if events is None:
-        wins, starts = sliding_windows(data, T, stride)
-        labels = np.full(len(starts), int(rec.label), dtype=np.int64)
-    elif events.mode == "interval":
-        wins, starts = sliding_windows(data, T, stride)
-        labels = _interval_labels(starts / sfreq, np.asarray(events.onsets) - offset, np.asarray(events.durations),
-                                  np.asarray(events.labels))
-    elif events.mode == "locked":
-        keep_ev = np.asarray(events.labels) >= 0
-        wins, starts, labels = event_windows(
-            data, sfreq=sfreq, onsets_s=np.asarray(events.onsets)[keep_ev] - offset,
-            durations_s=np.asarray(events.durations)[keep_ev], labels=np.asarray(events.labels)[keep_ev],
-            n_times=T, stride=stride)
-    else:
-        raise ValueError(f"unknown Events.mode {events.mode!r}")
-    n_total = len(starts)
-    keep, reason, counts = reject_windows(wins, reject_uv=cfg.reject_uv, flat_uv=cfg.flat_uv)
-    peak = np.abs(np.where(np.isfinite(wins), wins, 0)).max(axis=(1, 2)) if n_total else np.zeros(0)
-    wins = wins[keep].astype(dtype)
-    if dtype == "float16" and wins.size and np.abs(wins).max() > 65000:
-        raise ValueError(f"{rec.path}: amplitudes exceed the float16 range; use --dtype float32")
-    mkey = montage_key(ch_names, positions)
-    meta = {
-        "recording": rec.recording, "path": str(rec.path), "dataset": rec.dataset, "subject": rec.subject,
-        "session": rec.session, "split": rec.split, "ch_names": list(ch_names),
-        "positions": np.asarray(positions, float).tolist(), "montage": mkey, "sfreq": sfreq,
-        "n_times": T, "duration_s": data.shape[1] / sfreq, "n_windows_total": int(n_total),
-        "n_windows": int(keep.sum()), "rejected": counts,
-        "rejected_by_label": {str(int(lab)): {r: int(((reason == r) & (labels == lab)).sum()) for r in REJECT_REASONS}
-                              for lab in np.unique(labels)},
-        # window starts in seconds from the start of the recording (crop_start_s added back)
-        "start": (starts[keep] / sfreq + cfg.crop_start_s).tolist(), "label": labels[keep].astype(int).tolist(),
-        "max_abs_uv": np.round(peak[keep], 3).tolist(),
-    }
-    shard_dir.mkdir(parents=True, exist_ok=True)
-    atomic_write(shard_dir / f"{rec.recording}.npy", lambda fh: np.save(fh, np.ascontiguousarray(wins)))
-    atomic_write_text(shard_dir / f"{rec.recording}.json", json.dumps(meta, default=_json_default))
-    return meta
-
-
-def _init_worker() -> None:
-    """Pool initializer: on Linux, die with the parent (a killed ``prepare`` leaves no orphan workers)."""
-    try:
-        import ctypes
-        import signal
-
-        libc = ctypes.CDLL("libc.so.6", use_errno=True)
-        libc.prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
-    except Exception:  # noqa: BLE001 - best effort, not available off Linux
-        pass
-
-
-def _worker(rec, recipe_name, recipe_opts, cfg_dict, shard_dir, dtype):
-    import warnings as _w
-
-    from neuript.data.recipes import get_recipe
-
-    try:
-        with _w.catch_warnings():
-            _w.simplefilter("ignore")
-            recipe = get_recipe(recipe_name, **recipe_opts)
-            meta = process_recording(rec, recipe, PreprocessConfig.from_dict(cfg_dict), Path(shard_dir), dtype)
-        return rec.recording, {k: meta[k] for k in ("n_windows", "n_windows_total", "rejected")}, None
-    except Exception as err:  # noqa: BLE001 - reported per recording, never swallowed
-        msg = f"{type(err).__name__}: {err}"
-        if not str(rec.path) in msg:
-            msg = f"{rec.path}: {msg}"
-        if not isinstance(err, (ValueError, OSError, RuntimeError)):
-            msg += "\n" + traceback.format_exc(limit=3)
-        return rec.recording, None, msg
-
-
-# ----------------------------------------------------------------------------------------------------------
-# Preparation driver
-# ----------------------------------------------------------------------------------------------------------
-
-
-class PrepareReport(dict):
-    """Result of :func:`prepare_store`: ``done``, ``skipped``, ``failed`` (rec → message), ``n_windows``,
-    ``rejected`` (reason → count), ``seconds``."""
-
-
-def _config_fingerprint(manifest: dict) -> str:
-    core = {k: manifest[k] for k in ("recipe", "options", "config", "dtype")}
-    return hashlib.sha1(json.dumps(core, sort_keys=True, default=_json_default).encode()).hexdigest()
-
-
-def prepare_store(
-    recipe,
-    *,
-    source: str | os.PathLike,
-    out: str | os.PathLike,
-    config: PreprocessConfig | None = None,
-    n_jobs: int = 1,
-    dtype: str = "float16",
-    progress: bool = True,
-    overwrite: bool = False,
-    raise_on_error: bool = True,
-) -> PrepareReport:
-    """Prepare a window store from a recipe (parallel, resumable, atomic).
-
-    Parameters
-    ----------
-    recipe : Recipe
-        An instance from :func:`neuript.data.recipes.get_recipe`.
-    source : path
-        Folder holding the dataset's files.
-    out : path
-        Store directory (created). If it exists with the same recipe/options/config/dtype, finished
-        recordings are skipped (resume); with different settings it is an error unless ``overwrite``.
-    config : PreprocessConfig, optional
-        Defaults to ``recipe.config()``.
-    n_jobs : int
-        Worker processes (1 = in this process).
-    dtype : {"float16", "float32"}
-        On-disk sample type. float16 halves disk and I/O; its ~3 significant digits are far finer than EEG
-        noise (relative error < 5e-4 at the ±100 µV scale).
-    progress : bool
-        Show a progress bar (tqdm, on stderr).
-    raise_on_error : bool
-        Raise :class:`PrepareError` after all other recordings are done if any failed.
-
-    Returns
-    -------
-    PrepareReport
-    """
-    if dtype not in ("float16", "float32"):
-        raise ValueError(f"dtype must be 'float16' or 'float32', got {dtype!r}")
-    t0 = time.perf_counter()
-    out = Path(out)
-    cfg = config or recipe.config()
-    recs = recipe.recordings(Path(source))
-    ids = [r.recording for r in recs]
-    dup = {i for i in ids if ids.count(i) > 1}
-    if dup:
-        raise ValueError(f"recipe {recipe.name!r} produced duplicate recording ids {sorted(dup)[:5]}")
-    desc = recipe.describe()
-    manifest = {
-        "format": FORMAT, "version": VERSION, "recipe": desc["recipe"], "options": desc["options"],
-        "label_names": desc["label_names"], "config": cfg.to_dict(), "dtype": dtype, "sfreq": cfg.sfreq,
-        "n_times": cfg.n_times, "source": str(Path(source).resolve()), "complete": False,
-    }
-    mpath = out / "manifest.json"
-    if mpath.exists():
-        old = json.loads(mpath.read_text())
-        if _config_fingerprint(old) != _config_fingerprint(manifest):
-            if not overwrite:
-                raise FileExistsError(
-                    f"{out} holds a store built with other settings (recipe {old.get('recipe')}, options "
-                    f"{old.get('options')}, dtype {old.get('dtype')}). Use another --out, or --overwrite to rebuild.")
-            shutil.rmtree(out)
-    elif out.exists() and any(out.iterdir()) and not overwrite:
-        raise FileExistsError(f"{out} exists, is not empty and is not a window store; choose another --out")
-    shard_dir = out / "shards"
-    shard_dir.mkdir(parents=True, exist_ok=True)
-    atomic_write_text(mpath, json.dumps(manifest, indent=1, default=_json_default))
-
-    stale = sorted({j.stem for j in shard_dir.glob("*.json")} - set(ids))
-    if stale:
-        warnings.warn(f"{out} holds {len(stale)} recording(s) that the recipe no longer lists under {source} "
-                      f"(e.g. {stale[:3]}); they stay in the store. Delete shards/<name>.npy/.json or use "
-                      "--overwrite to drop them.", UserWarning, stacklevel=2)
-    todo = [r for r in recs if not (shard_dir / f"{r.recording}.json").exists()]
-    skipped = len(recs) - len(todo)
-    failed: dict[str, str] = {}
-    done: dict[str, dict] = {}
-    args = (recipe.name, dict(recipe.opts), cfg.to_dict(), str(shard_dir), dtype)
-    bar = None
-    if progress:
-        from tqdm.auto import tqdm
-
-        bar = tqdm(total=len(recs), initial=skipped, desc=f"prepare {recipe.name}", unit="rec", dynamic_ncols=True)
-
-    def _record(rid, meta, err):
-        if err is None:
-            done[rid] = meta
-        else:
-            failed[rid] = err
-            atomic_write_text(out / "failed.json", json.dumps(failed, indent=1))
-        if bar is not None:
-            bar.update(1)
-            if err:
-                bar.write(f"FAILED {err.splitlines()[0]}")
-
-    if n_jobs <= 1 or len(todo) <= 1:
-        for r in todo:
-            _record(*_worker(r, *args))
-    else:
-        with ProcessPoolExecutor(max_workers=min(n_jobs, len(todo)), initializer=_init_worker) as ex:
-            futs = [ex.submit(_worker, r, *args) for r in todo]
-            for f in as_completed(futs):
-                _record(*f.result())
-    if bar is not None:
-        bar.close()
-    failed_path = out / "failed.json"
-    if failed:
-        atomic_write_text(failed_path, json.dumps(failed, indent=1))
-    elif failed_path.exists():
-        failed_path.unlink()
-    # consolidate the window table and summary
-    store = WindowStore.open(out, _rebuild=True)
-    manifest["complete"] = not failed
-    manifest["summary"] = {"n_recordings": len(store.recordings), "n_windows": len(store),
-                           "rejected": store.rejected_counts(), "failed": len(failed)}
-    atomic_write_text(mpath, json.dumps(manifest, indent=1, default=_json_default))
-    rej = {r: sum(m["rejected"][r] for m in done.values()) for r in REJECT_REASONS}
-    report = PrepareReport(done=len(done), skipped=skipped, failed=failed, n_windows=len(store), rejected=rej,
-                           seconds=time.perf_counter() - t0, store=str(out))
-    if failed and raise_on_error:
-        raise PrepareError(failed, out)
-    return report
 
 
 # ----------------------------------------------------------------------------------------------------------
@@ -376,9 +124,8 @@ class WindowStore:
             windows = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=cols)
             windows = windows[cols]
             try:  # cache the table; a read-only store is fine, it is rebuilt in memory each time
-                tmp = path / f".windows.csv.tmp{os.getpid()}"
-                windows.to_csv(tmp, index=False)
-                os.replace(tmp, table_path)
+                with atomic_path(table_path) as tmp:
+                    windows.to_csv(tmp, index=False)
             except OSError:
                 pass
         windows["label"] = windows["label"].astype(np.int64)
@@ -480,71 +227,3 @@ class WindowStore:
     def failed(self) -> dict[str, str]:
         p = self.path / "failed.json"
         return json.loads(p.read_text()) if p.exists() else {}
-
-
-# ----------------------------------------------------------------------------------------------------------
-# Summary
-# ----------------------------------------------------------------------------------------------------------
-
-
-def store_info(path: str | os.PathLike) -> dict[str, Any]:
-    """Summary of a store: recordings, windows per split and class, montages, rejections, failures."""
-    st = WindowStore.open(path)
-    w = st.windows
-    names = {-1: "unlabelled", **st.label_names}
-    per_split = {}
-    for split, g in w.groupby("split", sort=True):
-        per_split[split] = {"windows": int(len(g)), "recordings": int(g["recording"].nunique()),
-                            "subjects": int(g["subject"].nunique()),
-                            "classes": {names.get(int(k), str(k)): int(v) for k, v in
-                                        g["label"].value_counts().sort_index().items()}}
-    montages = {}
-    for key, (chs, _) in st.montages().items():
-        montages[key] = {"n_channels": len(chs), "channels": chs,
-                         "windows": int((w["montage"] == key).sum())}
-    rej_by_label: dict[str, dict[str, int]] = {}
-    for m in st._recs.values():
-        for lab, cnt in m.get("rejected_by_label", {}).items():
-            d = rej_by_label.setdefault(names.get(int(lab), lab), {r: 0 for r in REJECT_REASONS})
-            for r, c in cnt.items():
-                d[r] += c
-    return {
-        "path": str(st.path), "recipe": st.manifest["recipe"], "options": st.manifest["options"],
-        "complete": bool(st.manifest.get("complete")), "dtype": st.dtype, "sfreq": st.sfreq,
-        "n_times": st.n_times, "window_s": st.n_times / st.sfreq, "recordings": len(st.recordings),
-        "windows": len(st), "hours": len(st) * st.n_times / st.sfreq / 3600, "splits": per_split,
-        "montages": montages, "rejected": st.rejected_counts(), "rejected_by_class": rej_by_label,
-        "failed": st.failed(),
-        "disk_mb": sum(f.stat().st_size for f in (st.path / "shards").glob("*.npy")) / 1e6,
-    }
-
-
-def format_info(info: dict[str, Any]) -> str:
-    """Human-readable text of :func:`store_info`."""
-    lines = [f"store      {info['path']}",
-             f"recipe     {info['recipe']}  options {info['options']}",
-             f"status     {'complete' if info['complete'] else 'INCOMPLETE (rerun prepare to resume)'}",
-             f"windows    {info['windows']} x {info['window_s']:g} s at {info['sfreq']:g} Hz ({info['n_times']} samples),"
-             f" {info['hours']:.2f} h, {info['recordings']} recordings, {info['dtype']}, {info['disk_mb']:.1f} MB",
-             "splits:"]
-    for split, d in info["splits"].items():
-        cls = ", ".join(f"{k}={v}" for k, v in d["classes"].items())
-        lines.append(f"  {split:<9} {d['windows']:>7} windows  {d['recordings']:>5} recordings  "
-                     f"{d['subjects']:>4} subjects  [{cls}]")
-    lines.append("montages:")
-    for key, d in info["montages"].items():
-        chs = ", ".join(d["channels"][:8]) + (" ..." if d["n_channels"] > 8 else "")
-        lines.append(f"  {key:<16} {d['n_channels']:>3} ch  {d['windows']:>7} windows  [{chs}]")
-    rej = info["rejected"]
-    lines.append("rejected:  " + ", ".join(f"{k}={v}" for k, v in rej.items()) + f"  (total {sum(rej.values())})")
-    for lab, d in info["rejected_by_class"].items():
-        if sum(d.values()):
-            lines.append(f"  {lab:<10} " + ", ".join(f"{k}={v}" for k, v in d.items()))
-    if info["failed"]:
-        lines.append(f"FAILED recordings ({len(info['failed'])}):")
-        for k, v in info["failed"].items():
-            lines.append(f"  {k}: {v.splitlines()[0]}")
-    return "\n".join(lines)
-
-
-del asdict, Iterable

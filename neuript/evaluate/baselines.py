@@ -318,6 +318,59 @@ def make_baseline(name: str, *, sfreq: float, seed: int, **options: Any) -> Pipe
     return builder(sfreq=sfreq, seed=seed, **options)
 
 
+#: C grid of the subject-wise cross-validation (``C="cv"``)
+C_GRID: tuple[float, ...] = tuple(10.0 ** k for k in range(-6, 3))
+#: alignments of :func:`run_baseline`: signal-level (``neuript.data.align``) or per-group feature standardisation
+BASELINE_ALIGNMENTS = ("none", "channel", "euclidean", "features")
+
+
+def _standardise_per_group(f: np.ndarray, groups: np.ndarray) -> np.ndarray:
+    out = np.empty_like(f)
+    for g in np.unique(groups):
+        sel = groups == g
+        out[sel] = (f[sel] - f[sel].mean(0)) / (f[sel].std(0) + 1e-8)
+    return out
+
+
+def _fit_predict(name: str, X_train, y_train, X_test, *, sfreq: float, seed: int, C: float, align: str,
+                 groups_train, groups_test, options: dict) -> np.ndarray:
+    """Class probabilities of ``X_test`` from a baseline fitted on ``X_train`` under ``align``."""
+    pipe = make_baseline(name, sfreq=sfreq, seed=seed, C=C, **options)
+    if align != "features":
+        pipe.fit(X_train, y_train)
+        return pipe.predict_proba(X_test)
+    feats, clf = pipe[:-1], pipe[-1]
+    f_train = _standardise_per_group(np.asarray(feats.fit_transform(X_train, y_train), float), groups_train)
+    f_test = _standardise_per_group(np.asarray(feats.transform(X_test), float), groups_test)
+    clf.fit(f_train, y_train)
+    return clf.predict_proba(f_test)
+
+
+def choose_C(name: str, X: np.ndarray, y: np.ndarray, groups: np.ndarray, *, sfreq: float, align: str = "none",
+             n_folds: int = 7, grid: Sequence[float] = C_GRID, options: dict | None = None) -> tuple[float, dict]:
+    """The regularisation ``C`` with the best mean balanced accuracy over subject-wise folds of the *training*
+    data (``GroupKFold`` on ``groups``); returns it and the score of every grid value."""
+    from sklearn.metrics import balanced_accuracy_score
+    from sklearn.model_selection import GroupKFold
+
+    n_groups = len(np.unique(groups))
+    if n_groups < 2:
+        raise ValueError("choosing C by subject-wise cross-validation needs at least 2 training subjects")
+    folds = list(GroupKFold(n_splits=min(n_folds, n_groups)).split(X, y, groups))
+    scores = {}
+    for c in grid:
+        accs = []
+        for tr, te in folds:
+            if len(np.unique(y[tr])) < len(np.unique(y)):
+                continue
+            p = _fit_predict(name, X[tr], y[tr], X[te], sfreq=sfreq, seed=0, C=c, align=align,
+                             groups_train=groups[tr], groups_test=groups[te], options=options or {})
+            accs.append(balanced_accuracy_score(y[te], p.argmax(1)))
+        scores[c] = float(np.mean(accs)) if accs else float("nan")
+    best = max(scores, key=lambda c: (np.nan_to_num(scores[c], nan=-1.0), -c))
+    return best, scores
+
+
 def run_baseline(
     name: str,
     X_train: Any,
@@ -328,6 +381,10 @@ def run_baseline(
     sfreq: float,
     n_classes: int,
     seeds: Iterable[int] = (0,),
+    groups_train: Any = None,
+    groups_test: Any = None,
+    align: str = "none",
+    C: float | str = 1.0,
     **options: Any,
 ) -> dict[str, Any]:
     """Fit and score a baseline once per seed; the result can be passed to ``write_report``.
@@ -345,6 +402,14 @@ def run_baseline(
     seeds : iterable of int, default (0,)
         Seeds to run (the baselines are deterministic, so the std over seeds is 0; kept for a uniform
         report layout with the deep models).
+    groups_train, groups_test : array-like of str, optional
+        The subject (or recording) of every window: needed by ``align`` and by ``C="cv"``.
+    align : {"none", "channel", "euclidean", "features"}
+        Label-free per-group alignment: of the signals (:mod:`neuript.data.align`) or, ``"features"``, a
+        standardisation of the features per group. ``"none"`` is the paper's protocol.
+    C : float or "cv"
+        Inverse regularisation of the logistic regression; ``"cv"`` chooses it by subject-wise cross-validation
+        on the training windows (:func:`choose_C`), never on the test windows.
     **options
         Passed to the baseline builder.
 
@@ -353,22 +418,38 @@ def run_baseline(
     dict
         ``{"model": "baseline:<name>", "per_seed": {seed: metrics}, "aggregate": ..., "provenance": ...}``.
     """
+    from neuript.data.align import align_windows
     from neuript.evaluate.metrics import aggregate, compute_metrics
 
+    if align not in BASELINE_ALIGNMENTS:
+        raise ValueError(f"align must be one of {', '.join(BASELINE_ALIGNMENTS)}; got {align!r}")
     y_train = np.asarray(y_train)
     missing = sorted(set(range(n_classes)) - set(np.unique(y_train).tolist()))
     if missing:
         raise ValueError(f"classes {missing} are absent from y_train")
+    needs_groups = align != "none" or C == "cv"
+    if needs_groups and (groups_train is None or (align != "none" and groups_test is None)):
+        raise ValueError("align and C='cv' need groups_train (and groups_test for align): the subject of every window")
+    g_train = None if groups_train is None else np.asarray(groups_train).astype(str)
+    g_test = None if groups_test is None else np.asarray(groups_test).astype(str)
+    X_train, X_test = np.asarray(X_train, dtype=np.float32), np.asarray(X_test, dtype=np.float32)
+    if align in ("channel", "euclidean"):
+        X_train, X_test = align_windows(X_train, g_train, align), align_windows(X_test, g_test, align)
+    cv_scores = None
+    if C == "cv":
+        C, cv_scores = choose_C(name, X_train, y_train, g_train, sfreq=sfreq,
+                                align="features" if align == "features" else "none", options=options)
     seeds = list(seeds)
     per_seed: dict[int, dict[str, Any]] = {}
     for seed in seeds:
-        pipe = make_baseline(name, sfreq=sfreq, seed=seed, **options)
-        pipe.fit(X_train, y_train)
-        proba = pipe.predict_proba(X_test)
+        proba = _fit_predict(name, X_train, y_train, X_test, sfreq=sfreq, seed=seed, C=float(C), align=align,
+                             groups_train=g_train, groups_test=g_test, options=options)
         per_seed[seed] = compute_metrics(y_test, proba, n_classes=n_classes)
     return {
         "model": f"baseline:{name}",
         "per_seed": per_seed,
         "aggregate": aggregate(per_seed.values()),
-        "provenance": {"baseline": name, "options": options, "sfreq": sfreq, "seeds": seeds},
+        "proba": proba,
+        "provenance": {"baseline": name, "options": options, "sfreq": sfreq, "seeds": seeds, "align": align,
+                       "C": float(C), "cv_balanced_accuracy": cv_scores},
     }

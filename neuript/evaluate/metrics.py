@@ -21,6 +21,7 @@ import numpy as np
 from sklearn import metrics as skm
 
 __all__ = [
+    "collapse_warning",
     "BINARY_METRICS",
     "MULTICLASS_METRICS",
     "METRIC_DISPLAY_NAMES",
@@ -340,3 +341,18 @@ def _ordered_metric_names(names: Sequence[str]) -> list[str]:
     order = list(dict.fromkeys([*BINARY_METRICS, *MULTICLASS_METRICS, "accuracy"]))
     known = [n for n in order if n in names]
     return known + [n for n in names if n not in known]
+
+
+def collapse_warning(predicted: Any, class_names: Sequence[str], *, threshold: float = 0.95) -> str | None:
+    """A warning when the predictions (class indices) fall on one class for at least ``threshold`` of the
+    windows — a model that learned the prior, not the task — else ``None``."""
+    pred = np.asarray(_to_numpy(predicted)).astype(int).ravel()
+    if pred.size == 0:
+        return None
+    counts = np.bincount(pred, minlength=len(class_names))
+    top = int(counts.argmax())
+    share = counts[top] / pred.size
+    if share >= threshold:
+        return (f"the model predicts '{class_names[top]}' for {100 * share:.0f} % of the {pred.size} windows: it "
+                "has collapsed to one class (try more epochs or steps, a higher learning rate, or check the labels)")
+    return None

@@ -22,7 +22,7 @@ from sklearn import metrics as skm
 from neuript._atomic import atomic_write
 from neuript.evaluate.metrics import _to_numpy, _validate
 
-__all__ = ["DEFAULT_DPI", "plot_confusion_matrix", "plot_reconstruction", "plot_roc"]
+__all__ = ["DEFAULT_DPI", "plot_confusion_matrix", "plot_learning_curves", "plot_reconstruction", "plot_roc"]
 
 #: Resolution of the written PNGs unless a ``dpi`` argument says otherwise.
 DEFAULT_DPI = 120
@@ -311,4 +311,62 @@ def plot_reconstruction(
     axes[0].legend(loc="upper right", fontsize=8, ncol=3)
     if title:
         fig.suptitle(title)
+    return _save(fig, path, dpi=dpi)
+
+
+# --------------------------------------------------------------------------------------------------------------
+# learning curves
+# --------------------------------------------------------------------------------------------------------------
+def plot_learning_curves(
+    histories: dict[str, Sequence[dict[str, Any]]],
+    path: str | os.PathLike,
+    *,
+    title: str,
+    chance: float | None = None,
+    dpi: int = DEFAULT_DPI,
+) -> Path:
+    """Loss, balanced accuracy and learning rate per epoch, one colour per seed (train dashed, validation solid).
+
+    Parameters
+    ----------
+    histories : dict
+        ``seed name -> list of epoch rows`` with ``epoch``, ``train_loss``, ``val_loss``,
+        ``train_balanced_accuracy``, ``val_balanced_accuracy``, ``lr`` (missing keys are skipped).
+    path : str or os.PathLike
+        Output PNG.
+    title : str
+        Figure title (say which split, seeds, and how many windows and subjects).
+    chance : float, optional
+        Chance balanced accuracy, drawn as a dotted line.
+    """
+    fig = Figure(figsize=(13, 3.8))
+    axes = fig.subplots(1, 3)
+    colours = [f"C{i}" for i in range(10)]
+    for i, (name, rows) in enumerate(histories.items()):
+        c = colours[i % len(colours)]
+        ep = [r["epoch"] for r in rows]
+        for ax, key, label in ((axes[0], "loss", "loss"), (axes[1], "balanced_accuracy", "balanced accuracy")):
+            for split, style in (("train", "--"), ("val", "-")):
+                ys = [r.get(f"{split}_{key}") for r in rows]
+                if any(y is not None for y in ys):
+                    ax.plot(ep, [np.nan if y is None else y for y in ys], style, color=c, marker="o", ms=3,
+                            label=f"{name} {split}")
+            ax.set_xlabel("epoch")
+            ax.set_ylabel(label)
+        axes[2].plot(ep, [r.get("lr", np.nan) for r in rows], color=c, label=name)
+    if chance is not None:
+        axes[1].axhline(chance, ls=":", color="grey", label="chance")
+    axes[0].set_title("loss (the training objective on both splits)", fontsize=9)
+    axes[1].set_title("balanced accuracy", fontsize=9)
+    axes[2].set_title("learning rate (end of epoch)", fontsize=9)
+    axes[2].set_xlabel("epoch")
+    axes[2].set_yscale("log")
+    from matplotlib.ticker import MaxNLocator
+
+    for ax in axes:
+        ax.grid(alpha=0.3)
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+    axes[1].legend(fontsize=7, ncol=2, loc="best", framealpha=0.6)
+    fig.suptitle(title, fontsize=10)
+    fig.tight_layout()
     return _save(fig, path, dpi=dpi)

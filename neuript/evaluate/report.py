@@ -129,7 +129,7 @@ def _render_markdown(
     per_seed = _per_seed_items(doc.get("per_seed"))
     lines: list[str] = [f"# {title}", ""]
     header = []
-    for key in ("dataset", "model", "task", "split"):
+    for key in ("dataset", "model", "task", "split", "protocol"):
         if doc.get(key) is not None:
             header.append(f"**{key.capitalize()}:** {_md_escape(doc[key])}")
     seeds = [s for s, _ in per_seed]
@@ -138,6 +138,8 @@ def _render_markdown(
     lines += ["  \n".join(header), ""]
     if doc.get("note"):
         lines += [f"> **Note:** {_md_escape(doc['note'])}", ""]
+    for warning in doc.get("warnings") or []:
+        lines += [f"> **Warning:** {_md_escape(warning)}", ""]
 
     names = [n for n in _ordered_metric_names(list(agg)) if n not in _NOT_IN_SUMMARY]
     if paper_reference:
@@ -189,6 +191,20 @@ def _render_markdown(
                 row = [_md_escape(seed), *(_fmt_value(n, m.get(n), decimals=decimals) for n in seed_names)]
                 lines.append("| " + " | ".join(row) + " |")
             lines.append("")
+
+    per_subject = doc.get("per_subject")
+    if per_subject:
+        metric_names = _ordered_metric_names(list(next(iter(per_subject.values())).keys()))
+        lines += ["## Per subject", "",
+                  "Mean ± std over seeds of each subject's windows (fraction metrics in percent).", ""]
+        cols = ["Subject", "Windows", *(METRIC_DISPLAY_NAMES.get(n, n) for n in metric_names if n != "n_windows")]
+        lines.append("| " + " | ".join(_md_escape(c) for c in cols) + " |")
+        lines.append("|" + "|".join(["---"] + ["---:"] * (len(cols) - 1)) + "|")
+        for subject, m in per_subject.items():
+            row = [_md_escape(subject), str(int(m.get("n_windows", {}).get("mean") or 0))]
+            row += [_fmt_mean_std(n, m[n], decimals=decimals) for n in metric_names if n != "n_windows"]
+            lines.append("| " + " | ".join(row) + " |")
+        lines.append("")
 
     prov = doc.get("provenance")
     if prov:

@@ -7,14 +7,17 @@ from .encoder import EncoderConfig, NeurIPTEncoder
 from .heads import IILPHead
 from .io import CheckpointMismatchError
 from .moe import MixtureOfExperts
-from .pretrain import AAMPMasker, NeurIPTPretrain, RandomMasker
-from .presets import PRESETS, neuript_base, neuript_small, neuript_tiny
+from .masking import AAMPMasker, RandomMasker, make_masker
+from .pretrain import NeurIPTPretrain
+from .presets import PRESETS, neuript_base, neuript_small, neuript_tiny, preset_config
 
 __all__ = [
     "NeurIPT",
     "NeurIPTPretrain",
     "AAMPMasker",
     "RandomMasker",
+    "make_masker",
+    "preset_config",
     "PRESETS",
     "neuript_tiny",
     "neuript_small",

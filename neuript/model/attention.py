@@ -41,14 +41,19 @@ class MultiHeadAttention(nn.Module):
         Number of heads.
     dropout : float
         Dropout on the attention weights (training only).
+    mask_rule : {"paper", "official"}
+        How a ``mask`` passed to :meth:`forward` is applied (see the module docstring); fixed at construction.
     """
 
-    def __init__(self, *, d_model: int, n_heads: int, dropout: float = 0.0) -> None:
+    def __init__(self, *, d_model: int, n_heads: int, dropout: float = 0.0, mask_rule: MaskRule = "paper") -> None:
         super().__init__()
         if d_model % n_heads:
             raise ValueError(f"d_model={d_model} is not divisible by n_heads={n_heads}")
+        if mask_rule not in ("paper", "official"):
+            raise ValueError(f"mask_rule must be 'paper' or 'official', got {mask_rule!r}")
         self.n_heads = n_heads
         self.dropout = dropout
+        self.mask_rule = mask_rule
         self.q_proj = nn.Linear(d_model, d_model)
         self.k_proj = nn.Linear(d_model, d_model)
         self.v_proj = nn.Linear(d_model, d_model)
@@ -60,7 +65,6 @@ class MultiHeadAttention(nn.Module):
         context: torch.Tensor | None = None,
         *,
         mask: torch.Tensor | None = None,
-        mask_rule: MaskRule = "paper",
     ) -> torch.Tensor:
         """Attend from ``x`` (N, Lq, d) to ``context`` (N, Lk, d) (self-attention if None).
 
@@ -81,6 +85,7 @@ class MultiHeadAttention(nn.Module):
             b = torch.cat((self.k_proj.bias, self.v_proj.bias))
             k, v = F.linear(context, w, b).view(n, lk, 2, h, d // h).permute(2, 0, 3, 1, 4).unbind(0)
         attn_mask = None
+        mask_rule = self.mask_rule
         if mask is not None and mask_rule == "paper":
             keep = ~mask | mask.all(dim=-1, keepdim=True)  # all-masked rows: attend to all (no visible token)
             attn_mask = keep[:, None, None, :]  # (N, 1, 1, L): broadcast over heads and queries, never expanded
@@ -207,6 +212,12 @@ class TwoStageAttentionLayer(nn.Module):
     attn_dropout : float or None
         Dropout on the attention weights (None: same as ``dropout``, the reference behaviour). Any value > 0
         forces the unfused (math) attention path in training, which is much slower on CPU.
+    mask_rule : {"paper", "official"}
+        How masked tokens are treated by both attentions (see the module docstring).
+    grad_checkpointing : bool
+        Recompute each of the four residual sub-layers in the backward pass (only their inputs are kept; training
+        with gradients only). Per sub-layer rather than per layer, so the backward pass holds one sub-layer's
+        activations at a time. A plain attribute: switch it with ``set_grad_checkpointing`` on the model.
     """
 
     def __init__(
@@ -219,11 +230,15 @@ class TwoStageAttentionLayer(nn.Module):
         dropout: float = 0.0,
         norm_eps: float = 1e-5,
         attn_dropout: float | None = None,
+        mask_rule: MaskRule = "paper",
+        grad_checkpointing: bool = False,
     ) -> None:
         super().__init__()
         attn_dropout = dropout if attn_dropout is None else attn_dropout
-        self.time_attn = MultiHeadAttention(d_model=d_model, n_heads=n_heads, dropout=attn_dropout)
-        self.channel_attn = MultiHeadAttention(d_model=d_model, n_heads=n_heads, dropout=attn_dropout)
+        self.grad_checkpointing = bool(grad_checkpointing)
+        self.time_attn = MultiHeadAttention(d_model=d_model, n_heads=n_heads, dropout=attn_dropout, mask_rule=mask_rule)
+        self.channel_attn = MultiHeadAttention(d_model=d_model, n_heads=n_heads, dropout=attn_dropout,
+                                               mask_rule=mask_rule)
         self.norm1 = nn.LayerNorm(d_model, eps=norm_eps)
         self.norm2 = nn.LayerNorm(d_model, eps=norm_eps)
         self.norm3 = nn.LayerNorm(d_model, eps=norm_eps)
@@ -232,8 +247,8 @@ class TwoStageAttentionLayer(nn.Module):
         self.ffn2 = ffn2
         self.drop = Dropout(dropout)
 
-    def _attn_residual(self, h: torch.Tensor, m, attn: nn.Module, norm: nn.Module, mask_rule: MaskRule):
-        return h + self.drop(attn(norm(h), mask=m, mask_rule=mask_rule))
+    def _attn_residual(self, h: torch.Tensor, m, attn: nn.Module, norm: nn.Module):
+        return h + self.drop(attn(norm(h), mask=m))
 
     def _ffn_residual(self, h: torch.Tensor, ffn: nn.Module, norm: nn.Module):
         if getattr(ffn, "returns_aux", False):
@@ -247,23 +262,17 @@ class TwoStageAttentionLayer(nn.Module):
         *,
         spatial_pe: torch.Tensor | None = None,
         mask: torch.Tensor | None = None,
-        mask_rule: MaskRule = "paper",
-        grad_checkpointing: bool = False,
     ) -> tuple[torch.Tensor, torch.Tensor | None]:
         """x (B, C, L, d); spatial_pe (C, d) or None; mask (B, C, L) bool or None.
 
-        ``grad_checkpointing``: recompute each of the four residual sub-layers in the backward pass (only their
-        inputs are kept; training with gradients only). Per sub-layer rather than per layer, so the backward pass
-        holds one sub-layer's activations at a time.
-
         Returns the output (B, C, L, d) and the summed auxiliary loss of its MoE layers (None if none).
         """
-        run = sublayer_runner(self, grad_checkpointing)
+        run = sublayer_runner(self)
         b = x.shape[0]
         aux: list[torch.Tensor] = []
         h = rearrange(x, "b c l d -> (b c) l d")
         m = None if mask is None else rearrange(mask, "b c l -> (b c) l")
-        h = run(self._attn_residual, h, m, self.time_attn, self.norm1, mask_rule)
+        h = run(self._attn_residual, h, m, self.time_attn, self.norm1)
         h, a = run(self._ffn_residual, h, self.ffn1, self.norm2)
         if a is not None:
             aux.append(a)
@@ -272,7 +281,7 @@ class TwoStageAttentionLayer(nn.Module):
             h = h + spatial_pe[:, None, :].to(h.dtype)
         z = rearrange(h, "b c l d -> (b l) c d")
         m = None if mask is None else rearrange(mask, "b c l -> (b l) c")
-        z = run(self._attn_residual, z, m, self.channel_attn, self.norm3, mask_rule)
+        z = run(self._attn_residual, z, m, self.channel_attn, self.norm3)
         z, a = run(self._ffn_residual, z, self.ffn2, self.norm4)
         if a is not None:
             aux.append(a)
@@ -284,9 +293,10 @@ def _call(fn, *args):
     return fn(*args)
 
 
-def sublayer_runner(module: nn.Module, grad_checkpointing: bool) -> Callable:
+def sublayer_runner(module: nn.Module) -> Callable:
     """``run(fn, *args)`` for the sub-layers of ``module``: activation-checkpointed (non-reentrant, RNG replayed)
-    when ``grad_checkpointing`` is set and ``module`` trains with gradients enabled, a plain call otherwise."""
-    if grad_checkpointing and module.training and torch.is_grad_enabled():
+    when ``module.grad_checkpointing`` is set and ``module`` trains with gradients enabled, a plain call
+    otherwise."""
+    if getattr(module, "grad_checkpointing", False) and module.training and torch.is_grad_enabled():
         return partial(checkpoint, use_reentrant=False)
     return _call

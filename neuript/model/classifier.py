@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from pathlib import Path
 from typing import Any, Sequence
 
 import torch
@@ -10,10 +11,13 @@ from torch import nn
 
 from .encoder import EncoderConfig, NeurIPTEncoder
 from .heads import IILPHead, group_matrix
-from .io import load_model, save_checkpoint
+from .io import chs_info_of, load_model, locate_artifact, push_to_hub, save_artifact
 from .montage import as_positions, resolve_groups, resolve_positions
 
-__all__ = ["NeurIPT", "split_encoder_kwargs"]
+__all__ = ["NeurIPT", "split_encoder_kwargs", "FREE_ENCODER_SETTINGS"]
+
+#: encoder settings that may differ from a pretrained encoder's (they change no tensor shape)
+FREE_ENCODER_SETTINGS = ("dropout", "attn_dropout", "gate_noise", "grad_checkpointing")
 
 
 def split_encoder_kwargs(kwargs: dict) -> tuple[dict, dict]:
@@ -46,8 +50,8 @@ class NeurIPT(nn.Module):
         (default ``"functional"``; ``"mean"`` = one group of all channels).
     n_pooled_blocks : int, optional
         The head pools the embedding plus the last ``n_pooled_blocks`` block outputs (default: all blocks).
-    aux_loss_weight : float
-        Factor applied to the summed MoE auxiliary losses in :attr:`aux_loss` (reference: 0.8).
+    input_window_seconds : float, optional
+        Window length in seconds; gives ``n_times`` with ``sfreq`` (braindecode's convention).
     **encoder_kwargs
         :class:`~neuript.model.encoder.EncoderConfig` fields (``d_model``, ``n_heads``, ``mode``, ...).
 
@@ -56,7 +60,12 @@ class NeurIPT(nn.Module):
     ``forward(x, *, positions=None, groups=None, return_features=False)``: ``positions`` / ``groups`` switch to
     another montage for this call (``groups`` must keep the number of groups the head was built with). With
     ``positions`` of another channel count and no ``groups``, the construction-time scheme (e.g.
-    ``"functional"``) is re-applied to the new positions.
+    ``"functional"``) is re-applied to the new positions. ``forward == forward_head(forward_features(x))``
+    (timm's contract); :attr:`aux_loss` is the *unweighted* MoE auxiliary loss of the last forward.
+
+    The braindecode attributes ``n_chans, n_outputs, n_times, sfreq, chs_info, input_window_seconds`` are
+    readable and saved with the model; :attr:`metadata` carries what a saved model needs beyond its weights
+    (label names, preprocessing, input transform, provenance: see :mod:`neuript.model.io`).
     """
 
     def __init__(
@@ -71,7 +80,6 @@ class NeurIPT(nn.Module):
         positions: Any = None,
         groups: str | Sequence[Sequence[int]] | None = "functional",
         n_pooled_blocks: int | None = None,
-        aux_loss_weight: float = 0.8,
         input_window_seconds: float | None = None,
         **encoder_kwargs,
     ) -> None:
@@ -97,7 +105,7 @@ class NeurIPT(nn.Module):
         self.ch_names = names
         self.groups = group_list
         self.group_scheme = groups if isinstance(groups, str) or groups is None else None
-        self.aux_loss_weight = aux_loss_weight
+        self.metadata: dict[str, Any] = {}
         self.register_buffer("positions", pos if pos is not None else torch.empty(0, 3), persistent=False)
         self.register_buffer("group_weights", group_matrix(group_list, n_chans), persistent=False)
         self.final_layer = IILPHead(
@@ -122,35 +130,74 @@ class NeurIPT(nn.Module):
             positions=self.positions.tolist() if self.positions.numel() else None,
             groups=self.groups,
             n_pooled_blocks=self.n_pooled_blocks,
-            aux_loss_weight=self.aux_loss_weight,
             **self.encoder.cfg.to_dict(),
         )
 
-    def save_pretrained(self, directory: str | os.PathLike) -> None:
-        """Write ``model.safetensors`` + ``config.json`` (atomic: temp file + ``os.replace``)."""
-        save_checkpoint(directory, self.state_dict(), self.config)
+    @property
+    def input_window_seconds(self) -> float | None:
+        """Window length in seconds (``n_times / sfreq``), braindecode's attribute."""
+        return self.n_times / self.sfreq if self.n_times and self.sfreq else None
+
+    @property
+    def chs_info(self) -> list[dict] | None:
+        """MNE-style channel descriptions (``ch_name``, ``loc`` with the position in metres, ``kind``)."""
+        return chs_info_of(self.ch_names, self.positions)
+
+    def set_grad_checkpointing(self, enable: bool = True) -> None:
+        """Recompute encoder sub-layers in the backward pass (less activation memory, ~30 % more time)."""
+        self.encoder.set_grad_checkpointing(enable)
+
+    def save_pretrained(self, directory: str | os.PathLike, **metadata) -> Path:
+        """Write the model artifact (``model.safetensors``, ``config.json``, ``neuript.json``; each atomic).
+
+        ``metadata`` (``label_names``, ``preprocessing``, ``input_transform``, ``provenance``, ``metrics``,
+        ``kind``) updates :attr:`metadata` before writing; see :func:`neuript.model.io.save_artifact`."""
+        self.metadata.update(metadata)
+        return save_artifact(self, directory)
 
     @classmethod
-    def from_pretrained(cls, directory: str | os.PathLike, **overrides) -> "NeurIPT":
-        """Rebuild from :meth:`save_pretrained` output; ``overrides`` replace config entries
-        (e.g. ``mode="official"``, ``dropout=0``). Mismatching tensors raise a ``CheckpointMismatchError``
-        listing every offending key."""
+    def from_pretrained(cls, path: str | os.PathLike, *, revision: str | None = None,
+                        cache_dir: str | os.PathLike | None = None, local_files_only: bool = False,
+                        **overrides) -> "NeurIPT":
+        """Load a model directory, a fine-tuning run directory (its first seed) or a Hugging Face Hub
+        repository id (``revision``, ``cache_dir``, ``local_files_only`` as in ``huggingface_hub``);
+        ``overrides`` replace config entries (e.g. ``mode="official"``, ``dropout=0``). Mismatching tensors
+        raise a ``CheckpointMismatchError`` summarising the offending keys."""
+        directory = locate_artifact(path, revision=revision, cache_dir=cache_dir, local_files_only=local_files_only)
         return load_model(cls, directory, **overrides)
 
-    @classmethod
-    def from_pretrain(cls, pretrain_model: nn.Module, **kwargs) -> "NeurIPT":
-        """Fine-tuning model with the encoder of a :class:`~neuript.model.pretrain.NeurIPTPretrain`.
+    def push_to_hub(self, repo_id: str, **kwargs) -> str:
+        """Upload the artifact with a model card to the Hugging Face Hub (see :func:`neuript.model.io.push_to_hub`)."""
+        return push_to_hub(self, repo_id, **kwargs)
 
-        Encoder hyperparameters and the channel description default to those of ``pretrain_model``.
+    @classmethod
+    def from_pretrain(cls, pretrain_model: nn.Module, *, encoder_overrides: dict[str, Any] | None = None,
+                      **kwargs) -> "NeurIPT":
+        """Fine-tuning model with the encoder of a :class:`~neuript.model.pretrain.NeurIPTPretrain` — the one way
+        to copy a pretrained encoder into a classifier.
+
+        Encoder hyperparameters and the channel description default to those of ``pretrain_model``;
+        ``encoder_overrides`` may change only regularisation settings (dropout, attention dropout, gate noise,
+        gradient checkpointing), since the weights must fit. ``kwargs``: the classifier's own arguments
+        (``n_outputs``, ``groups``, channel description, ...).
         """
         enc_cfg = pretrain_model.encoder.cfg.to_dict()
+        bad = set(encoder_overrides or {}) - set(FREE_ENCODER_SETTINGS)
+        if bad:
+            raise ValueError(f"the pretrained encoder fixes {sorted(bad)}; only {list(FREE_ENCODER_SETTINGS)} "
+                             "may be overridden")
+        enc_cfg.update(encoder_overrides or {})
         defaults: dict[str, Any] = dict(enc_cfg)
         if pretrain_model.positions.numel() and not any(k in kwargs for k in ("positions", "chs_info", "ch_names")):
             defaults["positions"] = pretrain_model.positions.tolist()
             defaults["ch_names"] = pretrain_model.ch_names
+        for key in ("n_times", "sfreq"):
+            if kwargs.get(key) is None and getattr(pretrain_model, key, None) is not None:
+                defaults[key] = getattr(pretrain_model, key)
         defaults.update(kwargs)
         model = cls(**defaults)
         model.encoder.load_state_dict(pretrain_model.encoder.state_dict())
+        model.metadata["provenance"] = {"pretrained_from": dict(pretrain_model.metadata.get("provenance") or {})}
         return model
 
     # ------------------------------------------------------------------ head
@@ -172,7 +219,7 @@ class NeurIPT(nn.Module):
 
     @property
     def aux_loss(self) -> torch.Tensor:
-        """Weighted MoE auxiliary loss of the last forward (``aux_loss_weight * sum``), ready to add to the loss."""
+        """Unweighted sum of the MoE auxiliary losses of the last forward (the training loop weights it)."""
         if self._aux_loss is None:
             return torch.zeros((), device=self.group_weights.device)
         return self._aux_loss
@@ -185,15 +232,8 @@ class NeurIPT(nn.Module):
         return [features[0]] + chosen[::-1]
 
     # ------------------------------------------------------------------ forward
-    def forward(
-        self,
-        x: torch.Tensor,
-        *,
-        positions: Any = None,
-        groups: str | Sequence[Sequence[int]] | None = None,
-        return_features: bool = False,
-    ):
-        """x (B, C, T) -> logits (B, n_outputs) [, list of encoder outputs (B, C, L_i, d)]."""
+    def _montage(self, x: torch.Tensor, positions: Any, groups: Any) -> tuple[torch.Tensor, torch.Tensor]:
+        """Electrode positions (C, 3) and group weights (G, C) for this call."""
         if positions is not None:
             pos = as_positions(positions).to(x.device)
         elif self.positions.numel():
@@ -216,7 +256,37 @@ class NeurIPT(nn.Module):
             )
         else:
             weights = self.group_weights
+        return pos, weights
+
+    def _encode(self, x, positions, groups):
+        pos, weights = self._montage(x, positions, groups)
         features, aux = self.encoder(x, pos)
-        self._aux_loss = self.aux_loss_weight * aux
-        logits = self.final_layer(self.pooled_features(features), weights)
+        self._aux_loss = aux
+        return features, weights
+
+    def forward_features(self, x: torch.Tensor, *, positions: Any = None,
+                         groups: str | Sequence[Sequence[int]] | None = None) -> torch.Tensor:
+        """x (B, C, T) -> IILP-pooled features (B, n_pooled, n_groups, d): encoder, then the mean over time and
+        over each channel group of every pooled encoder output."""
+        features, weights = self._encode(x, positions, groups)
+        return self.final_layer.pool(self.pooled_features(features), weights, flatten=False)
+
+    def forward_head(self, features: torch.Tensor, *, pre_logits: bool = False) -> torch.Tensor:
+        """Pooled features (B, n_pooled, n_groups, d) -> logits (B, n_outputs), or with ``pre_logits`` the
+        flattened embedding (B, n_pooled * n_groups * d) the linear layer reads (what ``neuript embed`` saves)."""
+        flat = features.flatten(1)
+        return flat if pre_logits else self.final_layer.classify(flat)
+
+    def forward(
+        self,
+        x: torch.Tensor,
+        *,
+        positions: Any = None,
+        groups: str | Sequence[Sequence[int]] | None = None,
+        return_features: bool = False,
+    ):
+        """x (B, C, T) -> logits (B, n_outputs) [, list of encoder outputs (B, C, L_i, d)]."""
+        features, weights = self._encode(x, positions, groups)
+        pooled = self.final_layer.pool(self.pooled_features(features), weights, flatten=False)
+        logits = self.forward_head(pooled)
         return (logits, features) if return_features else logits

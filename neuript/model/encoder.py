@@ -155,7 +155,11 @@ class EncoderBlock(nn.Module):
             dropout=cfg.dropout,
             norm_eps=cfg.norm_eps,
             attn_dropout=cfg.attn_dropout,
+            mask_rule=cfg.mode,
+            grad_checkpointing=cfg.grad_checkpointing,
         )
+        self.mode = cfg.mode
+        self.grad_checkpointing = cfg.grad_checkpointing
 
     def forward(
         self,
@@ -165,20 +169,19 @@ class EncoderBlock(nn.Module):
         spatial_pe: torch.Tensor | None = None,
         prev_mask: torch.Tensor | None = None,
         mask: torch.Tensor | None = None,
-        mode: Mode = "paper",
-        grad_checkpointing: bool = False,
     ) -> tuple[torch.Tensor, torch.Tensor | None]:
         """x (B, C, L, d) -> (B, C, L / merge factor, d) and the block's summed MoE auxiliary loss (or None).
 
-        ``grad_checkpointing`` recomputes the merge and each attention / feed-forward sub-layer in the backward
-        pass (see :class:`~neuript.model.attention.TwoStageAttentionLayer`)."""
+        With ``grad_checkpointing`` (set at construction or by ``set_grad_checkpointing``) the merge and each
+        attention / feed-forward sub-layer are recomputed in the backward pass (see
+        :class:`~neuript.model.attention.TwoStageAttentionLayer`)."""
         if self.merge is not None:
-            if prev_mask is not None and mode == "paper":
+            if prev_mask is not None and self.mode == "paper":
                 x = x.masked_fill(prev_mask[..., None], 0.0)  # masked parts contribute nothing
-            x = sublayer_runner(self, grad_checkpointing)(self.merge, x)
+            x = sublayer_runner(self)(self.merge, x)
         if temporal_pe is not None:
             x = x + temporal_pe[: x.shape[2]].to(x.dtype)
-        return self.tsa(x, spatial_pe=spatial_pe, mask=mask, mask_rule=mode, grad_checkpointing=grad_checkpointing)
+        return self.tsa(x, spatial_pe=spatial_pe, mask=mask)
 
 
 class NeurIPTEncoder(nn.Module):
@@ -220,7 +223,14 @@ class NeurIPTEncoder(nn.Module):
 
     @grad_checkpointing.setter
     def grad_checkpointing(self, value: bool) -> None:
-        self.cfg.grad_checkpointing = bool(value)
+        self.set_grad_checkpointing(value)
+
+    def set_grad_checkpointing(self, enable: bool = True) -> None:
+        """Switch activation checkpointing of every sub-layer on or off (timm's method name); recorded in
+        :attr:`cfg` so a saved model keeps the setting."""
+        self.cfg.grad_checkpointing = bool(enable)
+        for block in self.blocks:
+            block.grad_checkpointing = block.tsa.grad_checkpointing = bool(enable)
 
     def temporal_encoding(self, length: int, device=None) -> torch.Tensor:
         """(length, d) sin/cos encoding of the time index."""
@@ -313,8 +323,6 @@ class NeurIPTEncoder(nn.Module):
                 spatial_pe=pe_s if i == 0 else None,
                 prev_mask=prev_mask,
                 mask=None if block_masks is None else block_masks[i],
-                mode=cfg.mode,
-                grad_checkpointing=cfg.grad_checkpointing,
             )
             h, aux = block(h, **kwargs)
             if aux is not None:

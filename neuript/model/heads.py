@@ -52,8 +52,9 @@ class IILPHead(nn.Module):
         self.d_model, self.n_groups, self.n_pooled, self.n_outputs = d_model, n_groups, n_pooled, n_outputs
         self.linear = nn.Linear(n_pooled * n_groups * d_model, n_outputs)
 
-    def pool(self, features: Sequence[torch.Tensor], weights: torch.Tensor) -> torch.Tensor:
-        """features: ``n_pooled`` tensors (B, C, L_i, d); weights (G, C) -> (B, n_pooled * G * d)."""
+    def pool(self, features: Sequence[torch.Tensor], weights: torch.Tensor, *, flatten: bool = True) -> torch.Tensor:
+        """features: ``n_pooled`` tensors (B, C, L_i, d); weights (G, C) -> (B, n_pooled * G * d), or
+        (B, n_pooled, G, d) with ``flatten=False``."""
         if len(features) != self.n_pooled:
             raise ValueError(f"IILP head expects {self.n_pooled} encoder outputs, got {len(features)}")
         if weights.shape[0] != self.n_groups:
@@ -62,7 +63,12 @@ class IILPHead(nn.Module):
                 "use reset_head() / matching groups"
             )
         pooled = [torch.einsum("bcd,gc->bgd", f.mean(dim=2), weights.to(f.dtype)) for f in features]
-        return torch.stack(pooled, dim=1).flatten(1)
+        out = torch.stack(pooled, dim=1)
+        return out.flatten(1) if flatten else out
+
+    def classify(self, pooled: torch.Tensor) -> torch.Tensor:
+        """Flattened pooled features (B, n_pooled * G * d) -> logits (B, n_outputs)."""
+        return self.linear(pooled)
 
     def forward(self, features: Sequence[torch.Tensor], weights: torch.Tensor) -> torch.Tensor:
-        return self.linear(self.pool(features, weights))
+        return self.classify(self.pool(features, weights))

@@ -5,7 +5,7 @@ from __future__ import annotations
 from .classifier import NeurIPT
 from .pretrain import NeurIPTPretrain
 
-__all__ = ["PRESETS", "neuript_tiny", "neuript_small", "neuript_base", "build", "parameter_counts"]
+__all__ = ["PRESETS", "preset_config", "neuript_tiny", "neuript_small", "neuript_base", "build", "parameter_counts"]
 
 #: encoder hyperparameters per preset (all use merge (1,4,1,2,1,2) and experts (0,0,2,4,4,6))
 PRESETS: dict[str, dict] = {
@@ -15,13 +15,19 @@ PRESETS: dict[str, dict] = {
 }
 
 
+def preset_config(preset: str, overrides: dict | None = None) -> dict:
+    """Encoder hyperparameters of preset ``preset`` (``"tiny"`` or ``"neuript_tiny"``), with ``overrides``."""
+    name = preset.removeprefix("neuript_")
+    if name not in PRESETS:
+        raise ValueError(f"unknown preset {preset!r}; choose from {['neuript_' + p for p in PRESETS]}")
+    return {**PRESETS[name], **(overrides or {})}
+
+
 def build(name: str, *, pretrain: bool = False, **kwargs):
     """Build preset ``name``; ``pretrain=True`` gives :class:`NeurIPTPretrain`, else :class:`NeurIPT`.
     Keyword arguments override the preset / pass the channel description."""
-    if name not in PRESETS:
-        raise ValueError(f"unknown preset {name!r}; choose from {sorted(PRESETS)}")
     cls = NeurIPTPretrain if pretrain else NeurIPT
-    return cls(**{**PRESETS[name], **kwargs})
+    return cls(**preset_config(name, kwargs))
 
 
 def neuript_tiny(*, pretrain: bool = False, **kwargs):

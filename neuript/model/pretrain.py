@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from pathlib import Path
 from typing import Any, Callable, Sequence
 
 import torch
@@ -12,87 +13,11 @@ from torch import nn
 from .attention import MultiHeadAttention, SwiGLU, TwoStageAttentionLayer, sublayer_runner
 from .dropout import Dropout
 from .encoder import EncoderConfig, NeurIPTEncoder
-from .io import load_model, save_checkpoint
+from .io import load_model, locate_artifact, save_artifact
+from .masking import AAMPMasker, RandomMasker, bert_replacement, make_masker
 from .montage import as_positions, resolve_positions
 
-__all__ = ["AAMPMasker", "RandomMasker", "bert_replacement", "DecoderLayer", "NeurIPTDecoder", "NeurIPTPretrain"]
-
-
-def _window_mask(ranks: torch.Tensor, n_masked: int, generator: torch.Generator | None) -> torch.Tensor:
-    """Mask the points whose rank (B, C, T) lies in a window of ``n_masked`` consecutive ranks centred at a
-    uniform random rank per (sample, channel), clamped inside [0, T)."""
-    b, c, t = ranks.shape
-    xi = torch.rand(b, c, 1, generator=generator, device=ranks.device)
-    centre = torch.floor(xi * t).long()
-    start = (centre - n_masked // 2).clamp(0, t - n_masked)
-    return (ranks >= start) & (ranks < start + n_masked)
-
-
-class AAMPMasker:
-    """Amplitude-Aware Masking (spec §4).
-
-    Per sample and channel, the T values are ranked by (signed) amplitude and the ``round(T * P)`` points whose
-    ranks form a contiguous window centred at a uniform random rank are masked (window clamped inside the
-    ranks, so every channel masks exactly that many points). ``P`` is drawn per call from ``ratios``.
-
-    Parameters
-    ----------
-    ratios : sequence of float
-        Mask ratios to draw from (per batch).
-    generator : torch.Generator, optional
-        Random source (CPU generator; masks are created on the input's device).
-    """
-
-    def __init__(self, *, ratios: Sequence[float] = (0.2, 0.35, 0.5), generator: torch.Generator | None = None):
-        if not ratios or any(not 0.0 < r < 1.0 for r in ratios):
-            raise ValueError(f"mask ratios must be in (0, 1), got {ratios}")
-        self.ratios = tuple(float(r) for r in ratios)
-        self.generator = generator
-
-    def draw_ratio(self) -> float:
-        i = torch.randint(len(self.ratios), (1,), generator=self.generator).item()
-        return self.ratios[i]
-
-    @staticmethod
-    def n_masked(n_times: int, ratio: float) -> int:
-        return max(1, min(n_times, int(round(n_times * ratio))))
-
-    def ranks(self, x: torch.Tensor) -> torch.Tensor:
-        """Rank of every point within its channel (0 = smallest)."""
-        return x.argsort(dim=-1).argsort(dim=-1)
-
-    def __call__(self, x: torch.Tensor, ratio: float | None = None) -> torch.Tensor:
-        """x (B, C, T) -> bool mask (B, C, T), True = masked."""
-        ratio = self.draw_ratio() if ratio is None else ratio
-        t = x.shape[-1]
-        ranks = self.ranks(x.detach())
-        gen = self.generator if x.device.type == "cpu" else None
-        return _window_mask(ranks, self.n_masked(t, ratio), gen)
-
-
-class RandomMasker(AAMPMasker):
-    """Uniform random masking with the same count per channel as :class:`AAMPMasker` (ablation baseline)."""
-
-    def ranks(self, x: torch.Tensor) -> torch.Tensor:
-        gen = self.generator if x.device.type == "cpu" else None
-        noise = torch.rand(x.shape, generator=gen, device=x.device if gen is None else "cpu").to(x.device)
-        return noise.argsort(dim=-1).argsort(dim=-1)
-
-
-def bert_replacement(
-    mask: torch.Tensor,
-    *,
-    token_prob: float = 0.8,
-    random_prob: float = 0.1,
-    generator: torch.Generator | None = None,
-) -> tuple[torch.Tensor, torch.Tensor]:
-    """Split masked points by the BERT rule: ``token_prob`` get the mask token, ``random_prob`` a random
-    embedding, the rest stay unchanged. Returns (use_token, use_random) boolean tensors like ``mask``."""
-    gen = generator if mask.device.type == "cpu" else None
-    u = torch.rand(mask.shape, generator=gen, device=mask.device)
-    use_token = mask & (u < token_prob)
-    use_random = mask & (u >= token_prob) & (u < token_prob + random_prob)
-    return use_token, use_random
+__all__ = ["DecoderLayer", "NeurIPTDecoder", "NeurIPTPretrain", "AAMPMasker", "RandomMasker", "bert_replacement"]
 
 
 class DecoderLayer(nn.Module):
@@ -110,14 +35,17 @@ class DecoderLayer(nn.Module):
         LayerNorm epsilon.
     attn_dropout : float or None
         Attention-weight dropout (None: ``dropout``).
+    grad_checkpointing : bool
+        Recompute each sub-layer (four of the two-stage attention, cross-attention, MLP) in the backward pass.
     """
 
     def __init__(
         self, *, d_model: int, n_heads: int, d_ff: int, dropout: float = 0.0, norm_eps: float = 1e-5,
-        attn_dropout: float | None = None,
+        attn_dropout: float | None = None, grad_checkpointing: bool = False,
     ):
         super().__init__()
         attn_dropout = dropout if attn_dropout is None else attn_dropout
+        self.grad_checkpointing = bool(grad_checkpointing)
         self.tsa = TwoStageAttentionLayer(
             d_model=d_model,
             n_heads=n_heads,
@@ -126,6 +54,7 @@ class DecoderLayer(nn.Module):
             dropout=dropout,
             norm_eps=norm_eps,
             attn_dropout=attn_dropout,
+            grad_checkpointing=grad_checkpointing,
         )
         self.cross_attn = MultiHeadAttention(d_model=d_model, n_heads=n_heads, dropout=attn_dropout)
         self.norm_q = nn.LayerNorm(d_model, eps=norm_eps)
@@ -143,18 +72,13 @@ class DecoderLayer(nn.Module):
         x = x + self.drop(self.mlp(x))
         return x, self.pred(x).squeeze(-1)
 
-    def forward(
-        self, q: torch.Tensor, memory: torch.Tensor, *, grad_checkpointing: bool = False
-    ) -> tuple[torch.Tensor, torch.Tensor]:
-        """q (B, C, T, d), memory (B, C, L, d) -> (new q (B, C, T, d), prediction (B, C, T)).
-
-        ``grad_checkpointing`` recomputes each sub-layer (four of the two-stage attention, cross-attention,
-        MLP) in the backward pass."""
+    def forward(self, q: torch.Tensor, memory: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """q (B, C, T, d), memory (B, C, L, d) -> (new q (B, C, T, d), prediction (B, C, T))."""
         b = q.shape[0]
-        q, _ = self.tsa(q, grad_checkpointing=grad_checkpointing)
+        q, _ = self.tsa(q)
         x = rearrange(q, "b c t d -> (b c) t d")
         mem = rearrange(memory, "b c l d -> (b c) l d")
-        run = sublayer_runner(self, grad_checkpointing)
+        run = sublayer_runner(self)
         x = run(self._cross, x, mem)
         x, pred = run(self._mlp, x)
         return rearrange(x, "(b c) t d -> b c t d", b=b), rearrange(pred, "(b c) t -> b c t", b=b)
@@ -173,30 +97,34 @@ class NeurIPTDecoder(nn.Module):
         Dropout and LayerNorm epsilon.
     attn_dropout : float or None
         Attention-weight dropout (None: ``dropout``).
+    grad_checkpointing : bool
+        Recompute each sub-layer in the backward pass (only sub-layer inputs are kept).
     """
 
     def __init__(
         self, *, n_layers: int, d_model: int, n_heads: int, d_ff: int, dropout: float = 0.0, norm_eps: float = 1e-5,
-        attn_dropout: float | None = None,
+        attn_dropout: float | None = None, grad_checkpointing: bool = False,
     ):
         super().__init__()
         self.layers = nn.ModuleList(
             DecoderLayer(
                 d_model=d_model, n_heads=n_heads, d_ff=d_ff, dropout=dropout, norm_eps=norm_eps,
-                attn_dropout=attn_dropout,
+                attn_dropout=attn_dropout, grad_checkpointing=grad_checkpointing,
             )
             for _ in range(n_layers)
         )
 
-    def forward(
-        self, query: torch.Tensor, memories: Sequence[torch.Tensor], *, grad_checkpointing: bool = False
-    ) -> torch.Tensor:
-        """``grad_checkpointing``: recompute each sub-layer in the backward pass (only sub-layer inputs are kept)."""
+    def set_grad_checkpointing(self, enable: bool = True) -> None:
+        for layer in self.layers:
+            layer.grad_checkpointing = layer.tsa.grad_checkpointing = bool(enable)
+
+    def forward(self, query: torch.Tensor, memories: Sequence[torch.Tensor]) -> torch.Tensor:
+        """query (B, C, T, d) and one memory per encoder output -> summed prediction (B, C, T)."""
         if len(memories) != len(self.layers):
             raise ValueError(f"decoder has {len(self.layers)} layers but got {len(memories)} encoder outputs")
         total = None
         for layer, mem in zip(self.layers, memories):
-            query, pred = layer(query, mem, grad_checkpointing=grad_checkpointing)
+            query, pred = layer(query, mem)
             total = pred if total is None else total + pred
         return total
 
@@ -217,16 +145,15 @@ class NeurIPTPretrain(nn.Module):
         BERT rule for the masked input tokens (mask token / random embedding / unchanged).
     loss_p : int
         Reconstruction loss exponent (1 = L1, 2 = MSE) on masked points.
-    aux_loss_weight : float
-        Weight of the MoE auxiliary loss in ``loss``.
     **encoder_kwargs
         :class:`~neuript.model.encoder.EncoderConfig` fields.
 
     ``forward(x, positions=None, mask=None)``: ``mask`` is None (default masker), a masker callable, a bool
     tensor (B, C, T) (coarser masks derived: merged token masked when all its parts are), or a list: the
     reference's per-block masks ``mask_info_0..`` (block 1 must not merge) or ``[sample mask] + per-block masks``.
-    Returns ``dict(pred (B, C, T), loss, recon_loss, aux_loss, mask (B, C, T))`` where ``aux_loss`` is the
-    *unweighted* sum of the MoE auxiliary losses and ``loss = recon_loss + aux_loss_weight * aux_loss``.
+    Returns ``dict(pred (B, C, T), recon_loss, aux_loss, mask (B, C, T))`` where ``aux_loss`` is the
+    *unweighted* sum of the MoE auxiliary losses, as :attr:`NeurIPT.aux_loss <neuript.model.NeurIPT.aux_loss>`:
+    the training loop owns its weight (``--aux-weight``, reference 0.8).
 
     Attention / masking rules: see ``docs/model.md``.
     """
@@ -245,7 +172,6 @@ class NeurIPTPretrain(nn.Module):
         token_prob: float = 0.8,
         random_prob: float = 0.1,
         loss_p: int = 1,
-        aux_loss_weight: float = 0.8,
         **encoder_kwargs,
     ) -> None:
         super().__init__()
@@ -258,6 +184,7 @@ class NeurIPTPretrain(nn.Module):
         self.decoder = NeurIPTDecoder(
             n_layers=cfg.n_blocks + 1, d_model=cfg.d_model, n_heads=cfg.n_heads, d_ff=cfg.d_ff,
             dropout=cfg.dropout, norm_eps=cfg.norm_eps, attn_dropout=cfg.attn_dropout,
+            grad_checkpointing=cfg.grad_checkpointing,
         )
         self.mask_token = nn.Parameter(torch.zeros(cfg.d_model))
         nn.init.normal_(self.mask_token, std=0.02)
@@ -268,10 +195,15 @@ class NeurIPTPretrain(nn.Module):
         if isinstance(masker, str):
             if masker not in ("aamp", "random"):
                 raise ValueError(f"masker must be 'aamp', 'random' or a callable, got {masker!r}")
-            masker = (AAMPMasker if masker == "aamp" else RandomMasker)(ratios=mask_ratios)
+            masker = make_masker(masker, ratios=mask_ratios)
         self.masker = masker
-        self.token_prob, self.random_prob, self.loss_p, self.aux_loss_weight = token_prob, random_prob, loss_p, aux_loss_weight
+        self.token_prob, self.random_prob, self.loss_p = token_prob, random_prob, loss_p
         self.register_buffer("positions", pos if pos is not None else torch.empty(0, 3), persistent=False)
+        self.metadata: dict[str, Any] = {"kind": "pretrain"}
+
+    @property
+    def input_window_seconds(self) -> float | None:
+        return self.n_times / self.sfreq if self.n_times and self.sfreq else None
 
     # ------------------------------------------------------------------ config / io
     @property
@@ -282,14 +214,25 @@ class NeurIPTPretrain(nn.Module):
             positions=self.positions.tolist() if self.positions.numel() else None,
             masker=self.masker_name or "aamp", mask_ratios=list(self.mask_ratios),
             token_prob=self.token_prob, random_prob=self.random_prob, loss_p=self.loss_p,
-            aux_loss_weight=self.aux_loss_weight, **self.encoder.cfg.to_dict(),
+            **self.encoder.cfg.to_dict(),
         )
 
-    def save_pretrained(self, directory: str | os.PathLike) -> None:
-        save_checkpoint(directory, self.state_dict(), self.config)
+    def set_grad_checkpointing(self, enable: bool = True) -> None:
+        """Recompute encoder and decoder sub-layers in the backward pass."""
+        self.encoder.set_grad_checkpointing(enable)
+        self.decoder.set_grad_checkpointing(enable)
+
+    def save_pretrained(self, directory: str | os.PathLike, **metadata) -> Path:
+        """Write the model artifact (see :mod:`neuript.model.io`); ``metadata`` updates :attr:`metadata`."""
+        self.metadata.update(metadata)
+        return save_artifact(self, directory)
 
     @classmethod
-    def from_pretrained(cls, directory: str | os.PathLike, **overrides) -> "NeurIPTPretrain":
+    def from_pretrained(cls, path: str | os.PathLike, *, revision: str | None = None,
+                        cache_dir: str | os.PathLike | None = None, local_files_only: bool = False,
+                        **overrides) -> "NeurIPTPretrain":
+        """Load an artifact directory, a pretraining run directory (its ``model/``) or a hub repository id."""
+        directory = locate_artifact(path, revision=revision, cache_dir=cache_dir, local_files_only=local_files_only)
         return load_model(cls, directory, **overrides)
 
     # ------------------------------------------------------------------ forward
@@ -349,8 +292,8 @@ class NeurIPTPretrain(nn.Module):
         ]
         query = self.decoder_query(x.shape[1], x.shape[2], pos).to(outputs[0].dtype)
         query = query.unsqueeze(0).expand(x.shape[0], -1, -1, -1)
-        pred = self.decoder(query, memories, grad_checkpointing=enc.cfg.grad_checkpointing)
+        pred = self.decoder(query, memories)
         err = (pred.float() - x.float()).abs().pow(self.loss_p)
         n = sample_mask.sum().clamp(min=1)
         recon = (err * sample_mask).sum() / n
-        return dict(pred=pred, loss=recon + self.aux_loss_weight * aux, recon_loss=recon, aux_loss=aux, mask=sample_mask)
+        return dict(pred=pred, recon_loss=recon, aux_loss=aux, mask=sample_mask)

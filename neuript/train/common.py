@@ -1,115 +1,40 @@
-"""Shared pieces of the training loops: devices, precision, seeding, provenance, distributed set-up."""
+"""Shared pieces of the training loops: optimizers, micro-batches, memory options, distributed set-up.
+
+Devices, precision, seeding and provenance are in :mod:`neuript.runtime`."""
 
 from __future__ import annotations
 
 import contextlib
 import datetime as _dt
-import hashlib
-import json
 import os
-import platform
-import random
-import sys
 from dataclasses import dataclass
-from typing import Any, Callable, Iterator, Sequence
+from typing import Any, Callable, Sequence
 
-import numpy as np
 import torch
 import torch.distributed as dist
+
+from neuript.runtime import check_choice, check_positive, resolve_device
 
 __all__ = [
     "DistContext",
     "init_distributed",
-    "autocast",
-    "seed_everything",
-    "versions",
-    "resolve_device",
-    "fingerprint",
-    "now_iso",
+    "backward_in_micro_batches",
+    "check_memory_options",
+    "check_optimizer_state",
+    "make_adamw",
 ]
 
-
-def now_iso() -> str:
-    return _dt.datetime.now(_dt.timezone.utc).replace(microsecond=0).isoformat()
-
-
-def seed_everything(seed: int) -> None:
-    """Seed Python, NumPy and torch (CPU and CUDA) RNGs."""
-    random.seed(seed)
-    np.random.seed(seed % (2**32))
-    torch.manual_seed(seed)
-
-
-def versions() -> dict[str, str]:
-    """Versions of everything that can change a result, recorded with every run."""
-    import mne  # local: only needed for provenance
-
-    import neuript
-
-    out = {
-        "neuript": neuript.__version__,
-        "python": sys.version.split()[0],
-        "torch": torch.__version__,
-        "numpy": np.__version__,
-        "mne": mne.__version__,
-        "platform": platform.platform(),
-        "machine": platform.machine(),
-    }
-    if torch.cuda.is_available():
-        out["cuda"] = str(torch.version.cuda)
-        out["gpu"] = torch.cuda.get_device_name(0)
-    return out
-
-
-def fingerprint(obj: Any) -> str:
-    """A short, stable SHA-256 of a JSON-serialisable object (configs, window tables, file lists)."""
-    blob = json.dumps(obj, sort_keys=True, default=str).encode()
-    return hashlib.sha256(blob).hexdigest()[:16]
-
-
-def resolve_device(device: str | None = None, *, local_rank: int = 0) -> torch.device:
-    """``"auto"``/``None`` → the rank's CUDA device when available, else CPU."""
-    if device in (None, "auto"):
-        if torch.cuda.is_available():
-            return torch.device("cuda", local_rank % torch.cuda.device_count())
-        return torch.device("cpu")
-    return torch.device(device)
-
-
-PRECISIONS = ("fp32", "bf16")
 OPTIMIZER_STATES = ("fp32", "bf16")
-
-
-def check_precision(precision: str) -> None:
-    """Reject a ``--precision`` other than fp32 / bf16."""
-    if precision not in PRECISIONS:
-        raise ValueError(f"--precision must be fp32 or bf16, got {precision!r}")
 
 
 def check_optimizer_state(state: str) -> None:
     """Reject an ``--optimizer-state`` other than fp32 / bf16."""
-    if state not in OPTIMIZER_STATES:
-        raise ValueError(f"optimizer state (--optimizer-state) must be one of {', '.join(OPTIMIZER_STATES)}, "
-                         f"got {state!r}")
-
-
-@contextlib.contextmanager
-def autocast(device: torch.device, precision: str) -> Iterator[None]:
-    """Autocast region for ``precision`` in {"fp32", "bf16"} on CPU or GPU."""
-    check_precision(precision)
-    if precision == "fp32":
-        yield
-        return
-    # no weight-cast cache: every weight is used once per forward here, so the cache (a bf16 copy of all weights,
-    # held until the region ends) only costs memory
-    with torch.autocast(device_type=device.type, dtype=torch.bfloat16, cache_enabled=False):
-        yield
+    check_choice("optimizer_state", state, OPTIMIZER_STATES)
 
 
 def check_memory_options(*, micro_batch_size: int | None, optimizer_state: str) -> None:
     """Reject bad ``--micro-batch`` / ``--optimizer-state`` values before any data is read."""
-    if micro_batch_size is not None and micro_batch_size < 1:
-        raise ValueError(f"--micro-batch must be a positive number of windows, got {micro_batch_size}")
+    check_positive("micro_batch", micro_batch_size, allow_none=True, integer=True)
     check_optimizer_state(optimizer_state)
 
 

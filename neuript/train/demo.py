@@ -14,9 +14,9 @@ def run_demo(out: str | Path, *, pretrain_steps: int = 40, finetune_epochs: int 
     """prepare → pretrain (AAMP, tiny) → fine-tune → evaluate → predict; returns the paths it produced."""
     from neuript.data.recipes import get_recipe
     from neuript.data.sample import sample_path
-    from neuript.data.store import format_info, prepare_store, store_info
+    from neuript.data.prepare import format_info, prepare_store, store_info
     from neuript.train.finetune import FinetuneConfig, finetune
-    from neuript.train.inference import predict_file
+    from neuript.inference.predict import predict_file
     from neuript.train.pretrain import PretrainConfig, pretrain
 
     out = Path(out)

@@ -1,8 +1,8 @@
 """Fine-tuning with the IILP head: balanced loss, encoder freeze, early stopping, several seeds.
 
 Each seed writes ``OUT/seed<k>/model`` (the best checkpoint on the validation split, safetensors + JSON with
-everything :mod:`neuript.train.inference` needs to run it on a new recording) and its per-window predictions.
-``OUT/results.json`` collects the per-seed metrics; :func:`neuript.train.evaluation.evaluate_run` turns them into
+everything :mod:`neuript.inference` needs to run it on a new recording) and its per-window predictions.
+``OUT/results.json`` collects the per-seed metrics; :func:`neuript.inference.evaluate_run.evaluate_run` turns them into
 the report.
 """
 
@@ -16,21 +16,22 @@ from pathlib import Path
 from typing import Any, Callable, Sequence
 
 import numpy as np
+import pandas as pd
 import torch
 import torch.nn.functional as F
 
-from neuript.train import modeling
+from neuript.inference.artifacts import is_saved_model, load_pretrained, store_fingerprint
+from neuript.inference.predict import predict_dataset
+from neuript.runtime import autocast, fingerprint, now_iso, resolve_device, seed_everything, versions
+from neuript._atomic import atomic_write_text
 from neuript.train.checkpoint import write_json_atomic
-from neuript.train.common import (
-    autocast, backward_in_micro_batches, check_memory_options, make_adamw, now_iso, resolve_device, seed_everything,
-    versions,
-)
-from neuript.train.inference import predict_dataset
+from neuript.train.common import backward_in_micro_batches, check_memory_options, make_adamw
 from neuript.train.progress import Progress
 
 log = logging.getLogger(__name__)
 
-__all__ = ["FinetuneConfig", "finetune", "BalancedLoss", "accumulate_gradients"]
+__all__ = ["FinetuneConfig", "finetune", "BalancedLoss", "accumulate_gradients", "FinetuneData",
+           "load_finetune_data", "build_classifier_for"]
 
 
 @dataclass
@@ -68,6 +69,15 @@ class FinetuneConfig:
     optimizer_state
         ``"fp32"`` (torch's AdamW) or ``"bf16"``: the AdamW moments stored in bfloat16 with stochastic rounding
         (:class:`neuript.train.optim.BF16StateAdamW`; half the optimizer memory, same update in expectation).
+    align, align_by
+        Label-free alignment of every subject's (or recording's) windows, in every split
+        (:mod:`neuript.data.align`): ``"none"`` (the paper's protocol), ``"channel"`` (per-channel
+        standardisation) or ``"euclidean"`` (Euclidean alignment). Transductive at test time: a test subject's
+        transform comes from that subject's test windows. Recorded with the model; ``predict`` aligns a new
+        recording with its own windows.
+    lr
+        OneCycle peak learning rate of the encoder; ``None``: by model width (:data:`DEFAULT_LR`: 1e-3 for
+        d_model ≤ 64, 3e-4 up to 256, the paper's 1e-4 above).
     """
 
     stores: Sequence[str] = ()
@@ -81,7 +91,7 @@ class FinetuneConfig:
     label_smoothing: float = 0.1
     epochs: int = 30
     batch_size: int = 64
-    lr: float = 1e-4
+    lr: float | None = None
     head_lr: float | None = None
     weight_decay: float = 0.05
     pct_start: float = 0.1
@@ -99,12 +109,27 @@ class FinetuneConfig:
     max_train_batches: int | None = None
     micro_batch_size: int | None = None
     optimizer_state: str = "fp32"
+    align: str = "none"
+    align_by: str = "subject"
 
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)
         d["stores"] = [str(s) for s in self.stores]
         d["seeds"] = list(self.seeds)
         return d
+
+
+#: default peak learning rate by encoder width: small models need larger steps to learn within a few epochs
+#: (measured on EEGMAT, docs/training.md); the paper-size model keeps the paper's 1e-4
+DEFAULT_LR = ((64, 1e-3), (256, 3e-4), (None, 1e-4))
+
+
+def default_lr(d_model: int) -> float:
+    """The peak learning rate :data:`DEFAULT_LR` gives an encoder of width ``d_model``."""
+    for width, lr in DEFAULT_LR:
+        if width is None or d_model <= width:
+            return lr
+    return DEFAULT_LR[-1][1]
 
 
 def accumulate_gradients(
@@ -117,16 +142,34 @@ def accumulate_gradients(
     aux_weight: float,
     device: torch.device,
     precision: str,
-) -> float:
+    return_logits: bool = False,
+):
     """Backpropagate ``loss_fn(model(x), y) + aux_weight * MoE aux loss`` over micro-batches of
     ``micro_batch_size`` windows, each weighted by its share of the batch, so the accumulated gradients are those
-    of the batch mean (the MoE balancing loss is per micro-batch). Returns the batch loss."""
+    of the batch mean (the MoE balancing loss is per micro-batch). Returns the batch loss (and with
+    ``return_logits`` the detached logits of the batch)."""
+    kept: list[torch.Tensor] = []
 
     def loss_of(xs, ys):
         with autocast(device, precision):
-            return loss_fn(model(xs), ys) + aux_weight * modeling.aux_loss_of(model), {}
+            logits = model(xs)
+            kept.append(logits.detach().float())
+            return loss_fn(logits, ys) + aux_weight * model.aux_loss, {}
 
-    return backward_in_micro_batches((x, y), micro_batch_size, loss_of)[0]
+    loss = backward_in_micro_batches((x, y), micro_batch_size, loss_of)[0]
+    return (loss, torch.cat(kept)) if return_logits else loss
+
+
+def _predicted_class(logits: torch.Tensor) -> np.ndarray:
+    """Class index per row of raw logits (a single logit: positive when > 0)."""
+    logits = logits.float().cpu()
+    return (logits[:, 0] > 0).long().numpy() if logits.shape[1] == 1 else logits.argmax(1).numpy()
+
+
+def _logits_from_probs(probs: np.ndarray, n_outputs: int) -> torch.Tensor:
+    """Raw logits back from class probabilities (exact for sigmoid; softmax logits up to a constant)."""
+    p = torch.as_tensor(np.clip(probs, 1e-7, 1.0), dtype=torch.float32)
+    return (p[:, 1:].log() - p[:, :1].log()) if n_outputs == 1 else p.log()
 
 
 class BalancedLoss(torch.nn.Module):
@@ -159,6 +202,87 @@ class BalancedLoss(torch.nn.Module):
         return F.cross_entropy(logits, target, label_smoothing=self.label_smoothing)
 
 
+@dataclass
+class FinetuneData:
+    train: Any
+    val: Any
+    test: Any
+    label_names: dict[int, str]
+    n_classes: int
+    n_outputs: int
+    prior: np.ndarray
+    ch_names: list[str]
+    positions: np.ndarray
+    sfreq: float
+    n_times: int
+    preprocessing: dict[str, Any]
+    fingerprint: str
+
+
+def load_finetune_data(cfg) -> FinetuneData:
+    """Datasets of the train/val/test splits of ``cfg.stores`` and what the model needs to know about them."""
+    import warnings
+
+    from neuript.data.loader import WindowDataset
+
+    if not cfg.stores:
+        raise ValueError("give at least one store to fine-tune on")
+    align = dict(align=cfg.align, align_by=cfg.align_by)
+    train = WindowDataset(list(cfg.stores), split=cfg.train_split, **align)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)  # an empty test split is reported by the evaluation
+        val = WindowDataset(list(cfg.stores), split=cfg.val_split, **align)
+        test = WindowDataset(list(cfg.stores), split=cfg.test_split, **align)
+    if len(train) == 0:
+        raise ValueError(f"split {cfg.train_split!r} of {list(cfg.stores)} has no windows")
+    if len(val) == 0:
+        raise ValueError(
+            f"split {cfg.val_split!r} of {list(cfg.stores)} has no windows; early stopping needs a validation "
+            "split (check that the validation subjects are in the source folder)"
+        )
+    labels = train.labels
+    if (labels < 0).any():
+        raise ValueError(f"{int((labels < 0).sum())} training windows have no label (-1); "
+                         "fine-tuning needs a labelled store (e.g. `neuript prepare eegmat`)")
+    label_names = {}
+    for st in train.stores:
+        label_names.update(st.label_names)
+    n_classes = max(len(label_names), int(labels.max()) + 1)
+    label_names = {i: label_names.get(i, str(i)) for i in range(n_classes)}
+    counts = np.bincount(labels, minlength=n_classes).astype(np.float64)
+    if (counts == 0).any():
+        missing = [label_names[i] for i in np.flatnonzero(counts == 0)]
+        raise ValueError(f"classes {missing} have no training windows")
+    montages = train.montages
+    if len(montages) != 1:
+        raise ValueError(
+            f"fine-tuning data mixes {len(montages)} montages ({montages}); the IILP head needs one channel layout. "
+            "Prepare the stores with the same montage (e.g. --set montage=tcp)."
+        )
+    info = train.montage_info(montages[0])
+    preprocessing = train.stores[0].config
+    return FinetuneData(
+        train=train, val=val, test=test if len(test) else None, label_names=label_names, n_classes=n_classes,
+        n_outputs=1 if n_classes == 2 else n_classes, prior=counts / counts.sum(), ch_names=info["ch_names"],
+        positions=info["positions"], sfreq=train.sfreq, n_times=train.n_times, preprocessing=preprocessing,
+        fingerprint=fingerprint([store_fingerprint(s.path) for s in train.stores]),
+    )
+
+
+def build_classifier_for(cfg: "FinetuneConfig", data: FinetuneData) -> torch.nn.Module:
+    """A fresh classifier for ``data``: the pretrained encoder when ``cfg.pretrained`` is set, else random."""
+    from neuript.model import NeurIPT
+    from neuript.model.classifier import FREE_ENCODER_SETTINGS
+    from neuript.model.presets import preset_config
+
+    common = dict(n_outputs=data.n_outputs, n_chans=len(data.ch_names), n_times=data.n_times, sfreq=data.sfreq,
+                  ch_names=data.ch_names, positions=np.asarray(data.positions).tolist(), groups=cfg.groups)
+    if cfg.pretrained:
+        free = {k: v for k, v in cfg.model_overrides.items() if k in FREE_ENCODER_SETTINGS}
+        return NeurIPT.from_pretrain(load_pretrained(cfg.pretrained), encoder_overrides=free, **common)
+    return NeurIPT(**common, **preset_config(cfg.preset, cfg.model_overrides))
+
+
 def _set_encoder_trainable(model: torch.nn.Module, trainable: bool) -> None:
     head = set(id(p) for p in model.final_layer.parameters())
     for p in model.parameters():
@@ -166,15 +290,17 @@ def _set_encoder_trainable(model: torch.nn.Module, trainable: bool) -> None:
             p.requires_grad_(trainable)
 
 
-def _train_one_seed(cfg: FinetuneConfig, seed: int, data: modeling.FinetuneData, device: torch.device,
+def _train_one_seed(cfg: FinetuneConfig, seed: int, data: FinetuneData, device: torch.device,
                     out: Path) -> dict[str, Any]:
+    from sklearn.metrics import balanced_accuracy_score
+
     from neuript.data.loader import make_loader
-    from neuript.evaluate.metrics import compute_metrics
+    from neuript.evaluate.metrics import collapse_warning, compute_metrics
 
     seed_everything(seed)
     if cfg.loss not in ("balanced", "ce"):
         raise ValueError(f"--loss must be 'balanced' or 'ce', got {cfg.loss!r}")
-    model = modeling.build_classifier_for(cfg, data).to(device)
+    model = build_classifier_for(cfg, data).to(device)
     # plain cross-entropy = the balanced loss without the prior shift (tau = 0)
     loss_fn = BalancedLoss(data.prior, tau=cfg.tau if cfg.loss == "balanced" else 0.0,
                            label_smoothing=cfg.label_smoothing, binary=data.n_outputs == 1).to(device)
@@ -186,13 +312,14 @@ def _train_one_seed(cfg: FinetuneConfig, seed: int, data: modeling.FinetuneData,
     head_params = list(model.final_layer.parameters())
     head_ids = set(id(p) for p in head_params)
     body_params = [p for p in model.parameters() if id(p) not in head_ids]
-    head_lr = cfg.head_lr if cfg.head_lr is not None else cfg.lr
+    lr = cfg.lr if cfg.lr is not None else default_lr(model.encoder.cfg.d_model)
+    head_lr = cfg.head_lr if cfg.head_lr is not None else lr
     optimizer = make_adamw(
-        [{"params": body_params, "lr": cfg.lr}, {"params": head_params, "lr": head_lr}],
-        lr=cfg.lr, weight_decay=cfg.weight_decay, betas=(0.9, 0.999), state=cfg.optimizer_state,
+        [{"params": body_params, "lr": lr}, {"params": head_params, "lr": head_lr}],
+        lr=lr, weight_decay=cfg.weight_decay, betas=(0.9, 0.999), state=cfg.optimizer_state,
     )
     scheduler = torch.optim.lr_scheduler.OneCycleLR(
-        optimizer, max_lr=[cfg.lr, head_lr], total_steps=max(cfg.epochs * steps_per_epoch, 1),
+        optimizer, max_lr=[lr, head_lr], total_steps=max(cfg.epochs * steps_per_epoch, 1),
         pct_start=cfg.pct_start, anneal_strategy="cos", cycle_momentum=False,
     )
 
@@ -204,28 +331,40 @@ def _train_one_seed(cfg: FinetuneConfig, seed: int, data: modeling.FinetuneData,
         _set_encoder_trainable(model, epoch >= cfg.freeze_epochs)
         model.train()
         loader.batch_sampler.set_epoch(epoch)
-        losses = []
+        losses, train_pred, train_true = [], [], []
         for b, batch in enumerate(loader):
             if b >= steps_per_epoch:
                 break
             x = batch["x"].to(device)
             y = batch["label"].to(device)
             optimizer.zero_grad(set_to_none=True)
-            loss = accumulate_gradients(model, loss_fn, x, y, micro_batch_size=micro, aux_weight=cfg.aux_weight,
-                                        device=device, precision=cfg.precision)
+            loss, logits = accumulate_gradients(model, loss_fn, x, y, micro_batch_size=micro,
+                                                aux_weight=cfg.aux_weight, device=device, precision=cfg.precision,
+                                                return_logits=True)
             torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
             optimizer.step()
             scheduler.step()
             losses.append(loss)
+            train_pred.append(_predicted_class(logits))
+            train_true.append(y.cpu().numpy())
             progress.update(x.shape[0], loss=losses[-1])
         val_probs, val_labels, _ = predict_dataset(model, data.val, batch_size=cfg.batch_size, device=device,
                                                    precision=cfg.precision)
         val_metrics = compute_metrics(val_labels, val_probs, n_classes=data.n_classes)
         score = val_metrics["balanced_accuracy"]
+        with torch.no_grad():
+            val_loss = float(loss_fn(_logits_from_probs(val_probs, data.n_outputs).to(device),
+                                     torch.as_tensor(val_labels, device=device)))
+        train_bacc = (float(balanced_accuracy_score(np.concatenate(train_true), np.concatenate(train_pred)))
+                      if train_true else math.nan)
+        collapsed = collapse_warning(val_probs.argmax(1), [data.label_names[i] for i in range(data.n_classes)])
         history.append({"epoch": epoch, "train_loss": float(np.mean(losses)) if losses else math.nan,
-                        "val_balanced_accuracy": score, "lr": scheduler.get_last_lr()[0]})
+                        "val_loss": val_loss, "train_balanced_accuracy": train_bacc,
+                        "val_balanced_accuracy": score, "val_auroc": val_metrics.get("auroc"),
+                        "lr": scheduler.get_last_lr()[0], "val_collapsed": collapsed is not None})
         progress.write(f"seed {seed} epoch {epoch}: train loss {history[-1]['train_loss']:.4f}  "
-                       f"val balanced accuracy {score:.4f}")
+                       f"val loss {val_loss:.4f}  train balanced accuracy {train_bacc:.4f}  "
+                       f"val balanced accuracy {score:.4f}" + (f"  WARNING: {collapsed}" if collapsed else ""))
         if score > best["score"]:
             best = {"score": score, "epoch": epoch, "state": copy.deepcopy(model.state_dict())}
             bad_epochs = 0
@@ -237,48 +376,62 @@ def _train_one_seed(cfg: FinetuneConfig, seed: int, data: modeling.FinetuneData,
     progress.close()
     model.load_state_dict(best["state"])
     seed_dir = out / f"seed{seed}"
-    modeling.save_classifier(model, seed_dir / "model", meta={
-        "kind": "finetune",
+    provenance = {
         "seed": seed,
         "best_epoch": best["epoch"],
-        "best_val_balanced_accuracy": best["score"],
-        "label_names": data.label_names,
-        "ch_names": data.ch_names,
-        "positions": np.asarray(data.positions).tolist(),
-        "sfreq": data.sfreq,
-        "n_times": data.n_times,
-        "preprocessing": data.preprocessing,
-        "transform": "alaw",
         "config": cfg.to_dict(),
+        "store_config": {k: v for k, v in data.preprocessing.items() if k != "preprocess"},
         "data_fingerprint": data.fingerprint,
         "versions": versions(),
         "saved": now_iso(),
-    })
+    }
+    if cfg.pretrained:
+        provenance["pretrained_from"] = str(cfg.pretrained)
+    model.save_pretrained(
+        seed_dir / "model", kind="finetune", label_names=data.label_names,
+        preprocessing=data.preprocessing.get("preprocess", data.preprocessing),
+        input_transform={"name": "alaw", "A": 0.25, "align": cfg.align, "align_by": cfg.align_by,
+                         "align_scale_uv": data.train.align_scale_uv},
+        provenance={**provenance, "lr": lr},
+        metrics={"best_val_balanced_accuracy": best["score"]},
+    )
     write_json_atomic(seed_dir / "history.json", history)
+    atomic_write_text(seed_dir / "history.csv", pd.DataFrame(history).to_csv(index=False))
     return {"seed": seed, "best_epoch": best["epoch"], "best_val_balanced_accuracy": best["score"]}
 
 
 def finetune(cfg: FinetuneConfig) -> Path:
     """Fine-tune one model per seed and evaluate them; returns the run directory."""
-    from neuript.train.evaluation import evaluate_run
+    from neuript.inference.evaluate_run import evaluate_run
 
     check_memory_options(micro_batch_size=cfg.micro_batch_size, optimizer_state=cfg.optimizer_state)
+    from neuript.data.align import ALIGN_BY, ALIGNMENTS
+    from neuript.runtime import check_choice, check_positive
+
+    check_choice("align", cfg.align, ALIGNMENTS)
+    check_choice("align_by", cfg.align_by, ALIGN_BY)
+    check_choice("loss", cfg.loss, ("balanced", "ce"))
+    check_positive("lr", cfg.lr, allow_none=True)
+    check_positive("epochs", cfg.epochs, integer=True)
+    check_positive("batch_size", cfg.batch_size, integer=True)
     device = resolve_device(cfg.device)
     out = Path(cfg.out)
     out.mkdir(parents=True, exist_ok=True)
-    data = modeling.load_finetune_data(cfg)
+    data = load_finetune_data(cfg)
     write_json_atomic(out / "run.json", {
         "kind": "finetune",
         "config": cfg.to_dict(),
         "data_fingerprint": data.fingerprint,
         "n_windows": {"train": len(data.train), "val": len(data.val), "test": len(data.test) if data.test else 0},
+        "n_subjects": {k: int(ds.windows["subject"].nunique()) if ds is not None else 0
+                       for k, ds in (("train", data.train), ("val", data.val), ("test", data.test))},
         "label_names": data.label_names,
         "versions": versions(),
         "started": now_iso(),
     })
     for seed in cfg.seeds:
         done = out / f"seed{seed}" / "model"
-        if modeling.is_saved_model(done):
+        if is_saved_model(done):
             log.info("seed %d already finished in %s; skipping (delete it to retrain)", seed, done)
             continue
         _train_one_seed(cfg, seed, data, device, out)

@@ -31,11 +31,13 @@ from typing import Any, Sequence
 import torch
 from torch.nn.parallel import DistributedDataParallel
 
-from neuript.train import modeling
+from neuript.inference.artifacts import store_fingerprint
+from neuript.model.masking import make_masker
+from neuript.model.presets import build as build_preset
+from neuript.runtime import autocast, fingerprint, now_iso, seed_everything, versions
 from neuript.train.checkpoint import has_checkpoint, load_training_state, save_training_state, write_json_atomic
 from neuript.train.common import (
-    DistContext, autocast, backward_in_micro_batches, check_memory_options, fingerprint, init_distributed, make_adamw,
-    now_iso, seed_everything, versions,
+    DistContext, backward_in_micro_batches, check_memory_options, init_distributed, make_adamw,
 )
 from neuript.train.progress import Progress
 
@@ -59,7 +61,12 @@ class PretrainConfig:
     model_overrides
         Hyperparameters overriding the preset (e.g. ``{"dropout": 0.0}``).
     split
-        Store split used for training; ``"all"`` uses every window.
+        Store split(s) used for training, comma-separated; ``"all"`` uses every window. With chosen splits the
+        stores' validation split is not read: the monitoring loss uses ``val_fraction`` of the training
+        recordings (so ``split="train"`` of a downstream store never touches its validation or test recordings).
+    init
+        A pretraining run (or its ``model/``) to continue from, e.g. on the user's own unlabeled recordings
+        (``neuript pretrain STORE --split train --init RUN``); its shape fixes the model.
     val_split, val_fraction
         Validation windows (reconstruction loss after each epoch): the stores' ``val_split`` when it has windows,
         else ``val_fraction`` of the training recordings, held out whole (see :func:`holdout_recordings`).
@@ -121,11 +128,44 @@ class PretrainConfig:
     plot: bool = True
     micro_batch_size: int | None = None
     optimizer_state: str = "fp32"
+    init: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)
         d["stores"] = [str(s) for s in self.stores]
         return d
+
+
+def draw_mask(x: torch.Tensor, *, masking: str, ratios, generator: torch.Generator) -> torch.Tensor:
+    """Boolean mask (B, C, T) for a whole (global) batch, computed on the CPU from ``generator`` so that it is
+    the same on every rank and on every device type."""
+    return make_masker(masking, ratios=ratios, generator=generator)(x.detach().cpu())
+
+
+def pretrain_forward(model, x, positions, *, mask=None, masking: str = "aamp", ratios=(0.5,),
+                     generator: torch.Generator | None = None) -> dict[str, torch.Tensor]:
+    """One pretraining forward; draws a mask when none is given."""
+    if mask is None:
+        mask = draw_mask(x, masking=masking, ratios=ratios, generator=generator)
+    return model(x, positions, mask=mask.to(x.device))
+
+
+@torch.no_grad()
+def plot_pretrain_example(model, dataset, path: Path, *, cfg: "PretrainConfig", device) -> Path:
+    """PNG of masked vs reconstructed signals for one held-out window."""
+    from neuript.data.loader import make_loader
+    from neuript.evaluate.plots import plot_reconstruction
+
+    model.eval()
+    batch = next(iter(make_loader(dataset, batch_size=1, shuffle=False, seed=0)))
+    gen = torch.Generator().manual_seed(cfg.seed + 2)
+    out = pretrain_forward(model, batch["x"].to(device), batch["positions"].to(device), masking=cfg.masking,
+                           ratios=(max(cfg.mask_ratios),), generator=gen)
+    model.train()
+    return plot_reconstruction(
+        batch["x"][0].numpy(), out["pred"][0].float().cpu().numpy(), out["mask"][0].cpu().numpy(), path,
+        ch_names=batch["ch_names"], sfreq=dataset.sfreq,
+    )
 
 
 def _accumulate(ddp_model, x, pos, mask, cfg: PretrainConfig, ctx: DistContext):
@@ -135,7 +175,7 @@ def _accumulate(ddp_model, x, pos, mask, cfg: PretrainConfig, ctx: DistContext):
 
     def loss_of(xs, ms):
         with autocast(ctx.device, cfg.precision):
-            out_d = modeling.pretrain_forward(ddp_model, xs, pos, mask=ms)
+            out_d = pretrain_forward(ddp_model, xs, pos, mask=ms)
             loss = out_d["recon_loss"] + cfg.aux_weight * out_d["aux_loss"]
         return loss, {k: out_d[k] for k in ("recon_loss", "aux_loss")}
 
@@ -187,7 +227,7 @@ def _validate(model, loader, cfg: PretrainConfig, ctx: DistContext, *, max_batch
         x = batch["x"].to(ctx.device)
         pos = batch["positions"].to(ctx.device)
         with autocast(ctx.device, cfg.precision):
-            out = modeling.pretrain_forward(model, x, pos, masking=cfg.masking, ratios=cfg.mask_ratios, generator=gen)
+            out = pretrain_forward(model, x, pos, masking=cfg.masking, ratios=cfg.mask_ratios, generator=gen)
         total += float(out["recon_loss"].float()) * x.shape[0]
         n += x.shape[0]
     model.train()
@@ -216,11 +256,15 @@ def pretrain(cfg: PretrainConfig, *, resume: bool = False, stop_after_steps: int
         )
     seed_everything(cfg.seed)
 
-    train_ds = WindowDataset(list(cfg.stores), split=None if cfg.split == "all" else cfg.split)
+    splits = None if cfg.split == "all" else [p.strip() for p in cfg.split.split(",") if p.strip()]
+    train_ds = WindowDataset(list(cfg.stores), split=splits)
+    store_cfgs = [st.config for st in train_ds.stores]
     if len(train_ds) == 0:
         raise ValueError(f"no windows in split {cfg.split!r} of stores {list(cfg.stores)}")
     val_ds = None
-    if cfg.val_split:
+    # Training on chosen splits (e.g. a downstream store's 'train'): its validation and test recordings stay
+    # untouched, so the monitoring loss comes from held-out training recordings instead.
+    if cfg.val_split and (splits is None or cfg.val_split in splits):
         try:
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore", UserWarning)  # no val split: a held-out fraction is used below
@@ -242,7 +286,23 @@ def pretrain(cfg: PretrainConfig, *, resume: bool = False, stop_after_steps: int
         )
     total_steps = _total_steps(cfg, steps_per_epoch)
 
-    model = modeling.build_pretrain_model(cfg.preset, cfg.model_overrides).to(ctx.device)
+    if cfg.init:  # continue from an earlier pretraining (its encoder and decoder); only regularisation may change
+        from neuript.inference.artifacts import load_pretrained
+        from neuript.model.classifier import FREE_ENCODER_SETTINGS
+
+        fixed = set(cfg.model_overrides) - set(FREE_ENCODER_SETTINGS) - {"token_prob", "random_prob"}
+        if fixed:
+            raise ValueError(f"--init {cfg.init}: the model's shape comes from that run; --model-set {sorted(fixed)} "
+                             "cannot change it (only dropout-like settings can)")
+        model = load_pretrained(cfg.init)
+        for key, value in cfg.model_overrides.items():
+            if key in ("token_prob", "random_prob"):
+                setattr(model, key, value)
+        if "grad_checkpointing" in cfg.model_overrides:
+            model.set_grad_checkpointing(bool(cfg.model_overrides["grad_checkpointing"]))
+        model = model.to(ctx.device)
+    else:
+        model = build_preset(cfg.preset, pretrain=True, **cfg.model_overrides).to(ctx.device)
     model.train()
     optimizer = make_adamw(model.parameters(), lr=cfg.lr, betas=cfg.betas, weight_decay=cfg.weight_decay,
                            state=cfg.optimizer_state)
@@ -257,11 +317,11 @@ def pretrain(cfg: PretrainConfig, *, resume: bool = False, stop_after_steps: int
         cycle_momentum=False,
     )
     mask_gen = torch.Generator().manual_seed(cfg.seed)
-    data_fp = fingerprint([modeling.store_fingerprint(s) for s in cfg.stores])
+    data_fp = fingerprint([store_fingerprint(s) for s in cfg.stores])
     run_meta = {
         "kind": "pretrain",
         "config": cfg.to_dict(),
-        "model_config": modeling.model_config(model),
+        "model_config": dict(model.config),
         "data_fingerprint": data_fp,
         "versions": versions(),
         "world_size": ctx.world_size,
@@ -337,7 +397,7 @@ def pretrain(cfg: PretrainConfig, *, resume: bool = False, stop_after_steps: int
             next(it)
         t0 = time.perf_counter()
         for batch in it:
-            mask = modeling.draw_mask(batch["x"], masking=cfg.masking, ratios=cfg.mask_ratios, generator=mask_gen)
+            mask = draw_mask(batch["x"], masking=cfg.masking, ratios=cfg.mask_ratios, generator=mask_gen)
             x = batch["x"][lo:hi].to(ctx.device, non_blocking=True)
             mask = mask[lo:hi].to(ctx.device)
             pos = batch["positions"].to(ctx.device)
@@ -395,12 +455,14 @@ def pretrain(cfg: PretrainConfig, *, resume: bool = False, stop_after_steps: int
 
     in_sync = _ranks_in_sync(model, ctx)
     if not stopped_early and ctx.is_main:
-        modeling.save_pretrain_export(model, out / "model", meta={
-            **run_meta, "finished": now_iso(), "step": step, "ranks_in_sync": in_sync})
+        model.save_pretrained(out / "model", kind="pretrain",
+                              preprocessing=store_cfgs[0].get("preprocess") if store_cfgs else None,
+                              provenance={**run_meta, "finished": now_iso(), "step": step, "ranks_in_sync": in_sync,
+                                          "store_configs": store_cfgs})
         if cfg.plot:
             try:
                 src = val_ds if val_ds is not None else train_ds
-                modeling.plot_pretrain_example(model, src, out / "reconstruction.png", cfg=cfg, device=ctx.device)
+                plot_pretrain_example(model, src, out / "reconstruction.png", cfg=cfg, device=ctx.device)
             except Exception as err:  # a plot must never fail a finished run
                 log.warning("could not draw the reconstruction plot: %s", err)
     if tb is not None:

@@ -21,7 +21,7 @@ def eegmat_subset(tmp_path_factory, eegmat_dir) -> Path:
 @pytest.fixture(scope="session")
 def eegmat_store(tmp_path_factory, eegmat_subset) -> Path:
     from neuript.data.recipes import get_recipe
-    from neuript.data.store import prepare_store
+    from neuript.data.prepare import prepare_store
 
     out = tmp_path_factory.mktemp("stores") / "eegmat_tcp"
     with pytest.warns(UserWarning, match="test"):
@@ -32,7 +32,7 @@ def eegmat_store(tmp_path_factory, eegmat_subset) -> Path:
 @pytest.fixture(scope="session")
 def eegmat_car_store(tmp_path_factory, eegmat_subset) -> Path:
     from neuript.data.recipes import get_recipe
-    from neuript.data.store import prepare_store
+    from neuript.data.prepare import prepare_store
 
     out = tmp_path_factory.mktemp("stores") / "eegmat_car"
     with warnings.catch_warnings():

@@ -117,7 +117,7 @@ def test_make_loader_rank_shards(eegmat_store):
 
 def test_mixing_window_lengths_is_an_error(tmp_path, eegmat_store, shared_data):
     from neuript.data.recipes import get_recipe
-    from neuript.data.store import prepare_store
+    from neuript.data.prepare import prepare_store
 
     src = tmp_path / "src"
     src.mkdir()

@@ -11,7 +11,8 @@ import pytest
 from neuript.data.recipes import RECIPES, Recipe, get_recipe, list_recipes, register_recipe
 from neuript.data.recipes.eegmmidb import annotation_label
 from neuript.data.recipes.sleep_edfx import hypnogram_events
-from neuript.data.store import WindowStore, prepare_store
+from neuript.data.prepare import prepare_store
+from neuript.data.store import WindowStore
 
 
 def test_registry():

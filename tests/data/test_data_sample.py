@@ -11,7 +11,8 @@ from neuript.data.io import read_raw
 from neuript.data.preprocess import preprocess_raw
 from neuript.data.recipes import get_recipe
 from neuript.data.sample import SAMPLES, sample_path
-from neuript.data.store import WindowStore, prepare_store
+from neuript.data.prepare import prepare_store
+from neuript.data.store import WindowStore
 
 
 def test_sample_budget_and_attribution():

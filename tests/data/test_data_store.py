@@ -11,7 +11,8 @@ from typer.testing import CliRunner
 from neuript.data.io import read_raw
 from neuript.data.preprocess import preprocess_raw, sliding_windows
 from neuript.data.recipes import get_recipe
-from neuript.data.store import PrepareError, WindowStore, format_info, prepare_store, store_info
+from neuript.data.prepare import PrepareError, format_info, prepare_store, store_info
+from neuript.data.store import WindowStore
 from neuript.electrodes import TCP_BIPOLAR
 
 

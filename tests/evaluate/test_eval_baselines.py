@@ -158,3 +158,33 @@ def test_run_baseline_feeds_write_report(tmp_path):
     assert json_path.exists() and "Balanced accuracy" in md_path.read_text()
     with pytest.raises(ValueError, match="absent from y_train"):
         run_baseline("bandpower", x_tr, np.zeros_like(y_tr), x_te, y_te, sfreq=SFREQ, n_classes=2)
+
+
+def _shifted_subjects(n_subjects: int, seed: int):
+    """The alpha task with a per-subject gain (x0.3 .. x3): between-subject amplitude swamps the class effect
+    unless each subject's features are standardised."""
+    xs, ys, gs = [], [], []
+    rng = np.random.default_rng(seed)
+    for s in range(n_subjects):
+        x, y = alpha_task(40, seed * 100 + s)
+        xs.append(x * rng.choice([0.3, 3.0]) * rng.uniform(0.8, 1.2))
+        ys.append(y)
+        gs += [f"s{seed}-{s}"] * len(y)
+    return np.concatenate(xs), np.concatenate(ys), np.array(gs)
+
+
+def test_subject_wise_cv_chooses_C_on_training_subjects_and_alignment_helps():
+    xtr, ytr, gtr = _shifted_subjects(6, 1)
+    xte, yte, gte = _shifted_subjects(3, 2)
+    plain = run_baseline("bandpower", xtr, ytr, xte, yte, sfreq=SFREQ, n_classes=2, groups_train=gtr, C="cv")
+    assert plain["provenance"]["C"] in [10.0 ** k for k in range(-6, 3)]
+    assert len(plain["provenance"]["cv_balanced_accuracy"]) == 9
+    aligned = run_baseline("bandpower", xtr, ytr, xte, yte, sfreq=SFREQ, n_classes=2, groups_train=gtr,
+                           groups_test=gte, align="features", C="cv")
+    assert aligned["aggregate"]["balanced_accuracy"]["mean"] > 0.9
+    assert aligned["aggregate"]["balanced_accuracy"]["mean"] > plain["aggregate"]["balanced_accuracy"]["mean"]
+    ea = run_baseline("riemann", xtr, ytr, xte, yte, sfreq=SFREQ, n_classes=2, groups_train=gtr,
+                      groups_test=gte, align="euclidean", C=1.0)
+    assert ea["provenance"]["align"] == "euclidean" and ea["proba"].shape == (len(yte), 2)
+    with pytest.raises(ValueError, match="need groups_train"):
+        run_baseline("bandpower", xtr, ytr, xte, yte, sfreq=SFREQ, n_classes=2, C="cv")

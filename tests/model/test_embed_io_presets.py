@@ -33,7 +33,7 @@ def test_grid_depends_on_montage_continuous_does_not():
 def test_save_load_round_trip(tmp_path):
     m = NeurIPT(n_outputs=3, n_chans=4, positions=torch.randn(4, 3) * 0.05, groups=[[0, 1], [2, 3]], **TINY).eval()
     m.save_pretrained(tmp_path / "ck")
-    assert sorted(p.name for p in (tmp_path / "ck").iterdir()) == ["config.json", "model.safetensors"]
+    assert sorted(p.name for p in (tmp_path / "ck").iterdir()) == ["config.json", "model.safetensors", "neuript.json"]
     m2 = NeurIPT.from_pretrained(tmp_path / "ck").eval()
     x = torch.randn(2, 4, 64)
     torch.testing.assert_close(m(x), m2(x))

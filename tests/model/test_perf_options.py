@@ -107,15 +107,15 @@ def test_pretrain_checkpointing_same_result_less_saved_memory():
     m = NeurIPTPretrain(positions=_pos(4), **TINY).train()  # dropout 0.1: checkpointing must replay the RNG
     torch.manual_seed(1)
     plain, out_a = _saved_bytes(lambda: m(x, mask=mask))
-    out_a["loss"].backward()
+    (out_a["recon_loss"] + 0.8 * out_a["aux_loss"]).backward()
     ga = {n: p.grad.clone() for n, p in m.named_parameters() if p.grad is not None}
     m.zero_grad()
-    m.encoder.grad_checkpointing = True
+    m.set_grad_checkpointing(True)  # encoder and decoder
     torch.manual_seed(1)
     ckpt, out_b = _saved_bytes(lambda: m(x, mask=mask))
-    out_b["loss"].backward()
+    (out_b["recon_loss"] + 0.8 * out_b["aux_loss"]).backward()
     gb = {n: p.grad.clone() for n, p in m.named_parameters() if p.grad is not None}
-    torch.testing.assert_close(out_a["loss"], out_b["loss"])
+    torch.testing.assert_close((out_a["recon_loss"] + 0.8 * out_a["aux_loss"]), (out_b["recon_loss"] + 0.8 * out_b["aux_loss"]))
     assert ga.keys() == gb.keys()
     for n in ga:
         torch.testing.assert_close(ga[n], gb[n], atol=1e-5, rtol=1e-4, msg=n)
@@ -126,15 +126,15 @@ def test_pretrain_bf16_autocast_backward():
     m = NeurIPTPretrain(positions=_pos(4), **TINY).train()
     with torch.autocast("cpu", dtype=torch.bfloat16):
         out = m(torch.randn(2, 4, 64))
-    assert torch.isfinite(out["loss"])
-    out["loss"].backward()
+    assert torch.isfinite((out["recon_loss"] + 0.8 * out["aux_loss"]))
+    (out["recon_loss"] + 0.8 * out["aux_loss"]).backward()
     assert all(torch.isfinite(p.grad).all() for p in m.parameters() if p.grad is not None)
 
 
 def test_malloc_mmap_threshold_helper():
     import sys
 
-    from neuript.model.memory import set_malloc_mmap_threshold
+    from benchmarks.memory import set_malloc_mmap_threshold
 
     ok = set_malloc_mmap_threshold(1 << 20)  # harmless for the test process
     assert isinstance(ok, bool)

@@ -36,7 +36,7 @@ def test_moe_balancing_loss_is_per_micro_batch():
 
 
 def _pretrain_grads(micro):
-    from neuript.train import modeling
+    from neuript.train.pretrain import draw_mask
     from neuript.train.common import DistContext
     from neuript.train.pretrain import PretrainConfig, _accumulate
 
@@ -44,7 +44,7 @@ def _pretrain_grads(micro):
     pos = torch.randn(6, 3) * 0.05
     model = build("tiny", pretrain=True, positions=pos, dropout=0.0, gate_noise=0.0).train()
     x = torch.randn(4, 6, 64, generator=torch.Generator().manual_seed(1))
-    mask = modeling.draw_mask(x, masking="aamp", ratios=(0.35,), generator=torch.Generator().manual_seed(2))
+    mask = draw_mask(x, masking="aamp", ratios=(0.35,), generator=torch.Generator().manual_seed(2))
     cfg = PretrainConfig(micro_batch_size=micro, aux_weight=0.0, precision="fp32")
     loss, parts = _accumulate(model, x, pos, mask, cfg, DistContext())
     return [p.grad.clone() for p in model.parameters() if p.grad is not None], loss, parts

@@ -41,7 +41,7 @@ def test_state_is_bf16_and_half_the_bytes():
         st = opt.state[p]
         assert st["exp_avg"].dtype == st["exp_avg_sq"].dtype == torch.bfloat16
         assert st["exp_avg"].nbytes * 2 == p.nbytes
-    with pytest.raises(ValueError, match="optimizer state"):
+    with pytest.raises(ValueError, match="--optimizer-state must be one of"):
         make_adamw(m.parameters(), state="fp16")
 
 

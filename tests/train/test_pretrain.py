@@ -59,12 +59,14 @@ def test_interrupted_then_resumed_equals_uninterrupted(stores, tiny_overrides, t
         assert (a[k] == b[k]).all(), f"{k} differs after resume"
     assert (cut / "log.csv").read_text().splitlines() [0] == log[0]
     meta = json.loads((cut / "model" / "neuript.json").read_text())
-    assert meta["data_fingerprint"] and meta["versions"]["torch"] and meta["config"]["seed"] == 3
+    assert meta["kind"] == "pretrain" and meta["preprocessing"]["sfreq"] == 64.0  # the artifact's contract
+    prov = meta["provenance"]
+    assert prov["data_fingerprint"] and prov["versions"]["torch"] and prov["config"]["seed"] == 3
 
 
 def test_resume_refuses_other_data(stores, shared_data, tiny_overrides, tmp_path):
     from neuript.data.recipes import get_recipe
-    from neuript.data.store import prepare_store
+    from neuript.data.prepare import prepare_store
 
     pretrain(_cfg(stores, tmp_path / "r", tiny_overrides), stop_after_steps=1)
     other = tmp_path / "other"  # the same recipe over other runs: another data fingerprint
@@ -93,7 +95,7 @@ def test_torchrun_two_cpu_processes_match_one_process(stores, tiny_overrides, tm
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     proc = subprocess.run(cmd, cwd=REPO, env=env, capture_output=True, text=True, timeout=600)
     assert proc.returncode == 0, proc.stderr[-4000:]
-    meta = json.loads((tmp_path / "ddp" / "model" / "neuript.json").read_text())
+    meta = json.loads((tmp_path / "ddp" / "model" / "neuript.json").read_text())["provenance"]
     assert meta["world_size"] == 2
     assert meta["ranks_in_sync"] is True
     a, b = _weights(single), _weights(tmp_path / "ddp")

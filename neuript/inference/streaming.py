@@ -1,6 +1,6 @@
 """Live inference: class probabilities for a stream of samples, window by window, preprocessed as offline.
 
-The offline path (:func:`neuript.train.inference.predict_file`) filters and resamples a whole recording with
+The offline path (:func:`neuript.inference.predict_file`) filters and resamples a whole recording with
 zero-phase filters, which look at the future as much as at the past. A stream has no future, so
 :class:`StreamingPredictor` keeps a buffer and processes each window together with ``context_s`` seconds of
 signal on both sides, then cuts the window out. With the default context (half the longest filter of the model's
@@ -51,8 +51,8 @@ class StreamingPredictor:
 
     Parameters
     ----------
-    model : path
-        A fine-tuned model directory (``neuript finetune``'s ``seed*/model`` or the run directory).
+    model : NeurIPT or path
+        A classifier, or a model / fine-tuning run directory (``neuript finetune``'s ``seed*/model`` or the run).
     ch_names : sequence of str
         The stream's channel names, in the order of the rows pushed (non-EEG channels are ignored as offline).
     sfreq : float
@@ -65,7 +65,7 @@ class StreamingPredictor:
     rename : dict, optional
         Stream channel name → electrode label, for non-standard names.
     device, precision, batch_size
-        As for :func:`neuript.train.inference.predict_file`.
+        As for :func:`neuript.inference.predict_file`.
     """
 
     def __init__(self, model, *, ch_names: Sequence[str], sfreq: float, context_s: float | None = None,
@@ -73,21 +73,27 @@ class StreamingPredictor:
                  precision: str = "fp32", batch_size: int = 16) -> None:
         import mne
 
-        from neuript.data.preprocess import PreprocessConfig
-        from neuript.train.common import check_precision, resolve_device
-        from neuript.train.modeling import load_classifier
+        from neuript.data.recording import ModelInput
+        from neuript.inference.artifacts import input_transform, model_input
+        from neuript.inference.predict import _as_model
+        from neuript.runtime import check_precision, resolve_device
 
         check_precision(precision)
         self.device = resolve_device(device)
-        self.model, self.meta = load_classifier(model, device=self.device)
-        pp = PreprocessConfig.from_dict(self.meta["preprocessing"].get("preprocess", self.meta["preprocessing"]))
+        self.model, self.meta = _as_model(model, self.device)
+        spec = model_input(self.meta)
         # a stream has no recording-level crop or minimum duration
-        self.pp = dataclasses.replace(pp, crop_start_s=0.0, crop_end_s=0.0, min_duration_s=None)
+        self.pp = dataclasses.replace(spec.preprocessing, crop_start_s=0.0, crop_end_s=0.0, min_duration_s=None)
+        self.spec = ModelInput(ch_names=spec.ch_names, n_times=spec.n_times, preprocessing=self.pp)
+        self._transform = input_transform(self.meta)
         self.ch_names, self.sfreq, self.rename = list(ch_names), float(sfreq), rename
         self._info = mne.create_info(self.ch_names, self.sfreq, ch_types="eeg")  # every segment's channel info
         self.precision, self.batch_size = precision, batch_size
-        self.labels = [self.meta["label_names"].get(str(i), str(i)) for i in range(len(self.meta["label_names"]))]
-        self.n_times = int(self.meta["n_times"])
+        from neuript.inference.predict import _label_names
+
+        n_out = int(self.meta.get("n_outputs") or 1)
+        self.labels = _label_names(self.meta, 2 if n_out == 1 else n_out)
+        self.n_times = int(spec.n_times)
         ratio = Fraction(self.pp.sfreq / self.sfreq).limit_denominator(10000)
         self._up, self._down = ratio.numerator, ratio.denominator  # input samples per step of the output grid
         stride_out = self.n_times if stride_s is None else max(1, int(round(stride_s * self.pp.sfreq)))
@@ -151,28 +157,24 @@ class StreamingPredictor:
     def _window(self, a: int) -> dict:
         import mne
 
-        from neuript.data.preprocess import preprocess_raw
+        from neuript.data.recording import model_channels
 
         lo = max(0, a - self._ctx_in)
         hi = min(self._n_seen, a + self._win_in + self._ctx_in)
         seg = self._buf[:, lo - self._buf_start: hi - self._buf_start]
         raw = mne.io.RawArray(seg, self._info, verbose="error")
-        data, names, _, _ = preprocess_raw(raw, self.pp, rename=self.rename)
-        want = list(self.meta["ch_names"])
-        if names != want:
-            if sorted(names) != sorted(want):
-                raise ValueError(f"the stream's channels give {names} after preprocessing; the model expects {want}")
-            data = data[[names.index(c) for c in want]]
+        data, _, _ = model_channels(raw, self.spec, rename=self.rename, source="the stream")
         off = (a - lo) * self._up // self._down
         return dict(start=a, window=data[:, off: off + self.n_times])
 
     def _predict(self, rows: list[dict]) -> list[dict]:
-        from neuript.train.inference import _run_windows, window_quality
+        from neuript.data.recording import window_quality
+        from neuript.inference.predict import run_windows
 
         windows = np.stack([r["window"] for r in rows])
         windows, peak, quality = window_quality(windows, self.pp)
-        probs = _run_windows(self.model, windows, device=self.device, batch_size=self.batch_size, what="probs",
-                             precision=self.precision)
+        probs = run_windows(self.model, windows, transform=self._transform, device=self.device,
+                            batch_size=self.batch_size, what="probs", precision=self.precision)
         out = []
         for r, p, pk, q in zip(rows, probs, peak, quality):
             start_s = r["start"] / self.sfreq

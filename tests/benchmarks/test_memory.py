@@ -2,10 +2,13 @@
 
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
-from neuript.model import memory
+from benchmarks import memory
+
+REPO = Path(__file__).resolve().parents[2]
 
 
 def test_find_tcmalloc_honours_the_environment_variable(tmp_path, monkeypatch):
@@ -30,17 +33,17 @@ def test_tcmalloc_env_without_tcmalloc_says_how_to_install(monkeypatch):
         memory.tcmalloc_env()
 
 
-_CODE = "from neuript.model.memory import allocator_in_use as a; print(a())"
+_CODE = "from benchmarks.memory import allocator_in_use as a; print(a())"
 
 
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc/self/maps")
 def test_allocator_in_use_is_glibc_by_default():
-    out = subprocess.run([sys.executable, "-c", _CODE], capture_output=True, text=True, check=True).stdout.strip()
+    out = subprocess.run([sys.executable, "-c", _CODE], capture_output=True, text=True, check=True, cwd=REPO).stdout.strip()
     assert out == "glibc"
 
 
 @pytest.mark.skipif(memory.find_tcmalloc() is None, reason="tcmalloc is not installed on this machine")
 def test_allocator_in_use_reports_a_preloaded_tcmalloc():
     out = subprocess.run([sys.executable, "-c", _CODE], capture_output=True, text=True, check=True,
-                         env=memory.tcmalloc_env()).stdout.strip()
+                         env=memory.tcmalloc_env(), cwd=REPO).stdout.strip()
     assert out == "tcmalloc"

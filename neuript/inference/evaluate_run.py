@@ -4,15 +4,16 @@ from __future__ import annotations
 
 import json
 import logging
+import warnings
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
-from neuript.train import modeling
-from neuript.train.common import resolve_device
-from neuript.train.inference import predict_dataset
+from neuript.inference.artifacts import is_saved_model, load_classifier
+from neuript.inference.predict import predict_dataset
+from neuript.runtime import resolve_device
 
 log = logging.getLogger(__name__)
 
@@ -20,7 +21,7 @@ __all__ = ["evaluate_run"]
 
 
 def _seed_dirs(run: Path) -> list[Path]:
-    dirs = sorted((p for p in run.glob("seed*") if modeling.is_saved_model(p / "model")),
+    dirs = sorted((p for p in run.glob("seed*") if is_saved_model(p / "model")),
                   key=lambda p: int(p.name[4:]) if p.name[4:].isdigit() else 0)
     if not dirs:
         raise FileNotFoundError(
@@ -45,7 +46,7 @@ def evaluate_run(run: str | Path, *, split: str | None = None, stores: list[str]
         Stores to read the split from (default: the stores the run was trained on).
     """
     from neuript.data.loader import WindowDataset
-    from neuript.evaluate.metrics import aggregate, compute_metrics
+    from neuript.evaluate.metrics import aggregate, collapse_warning, compute_metrics
     from neuript.evaluate.plots import plot_confusion_matrix, plot_roc
     from neuript.evaluate.report import write_report
 
@@ -54,19 +55,23 @@ def evaluate_run(run: str | Path, *, split: str | None = None, stores: list[str]
     cfg = meta["config"]
     stores = stores or cfg["stores"]
     dev = resolve_device(device)
+    align = dict(align=cfg.get("align", "none"), align_by=cfg.get("align_by", "subject"))
+    protocol = ("paper protocol (no alignment)" if align["align"] == "none" else
+                f"transductive per-{align['align_by']} alignment ({align['align']}), computed from the unlabeled "
+                f"windows of each {align['align_by']} of the evaluated split")
     note = None
     if split is None:
         split = cfg.get("test_split", "test")
-        ds = WindowDataset(stores, split=split)
+        ds = WindowDataset(stores, split=split, **align)
         if len(ds) == 0:
             note = (f"The {split!r} split is empty (its subjects are not in the source folder): "
                     f"these are VALIDATION metrics ({cfg.get('val_split', 'val')!r} split), which were also used "
                     "for early stopping and are therefore optimistic.")
             log.warning(note)
             split = cfg.get("val_split", "val")
-            ds = WindowDataset(stores, split=split)
+            ds = WindowDataset(stores, split=split, **align)
     else:
-        ds = WindowDataset(stores, split=split)
+        ds = WindowDataset(stores, split=split, **align)
     if len(ds) == 0:
         raise ValueError(f"split {split!r} of {stores} has no windows to evaluate")
 
@@ -74,14 +79,29 @@ def evaluate_run(run: str | Path, *, split: str | None = None, stores: list[str]
     n_classes = len(label_names)
     class_names = [label_names[i] for i in range(n_classes)]
     per_seed: dict[str, dict[str, Any]] = {}
+    subject_metrics: dict[str, list[dict[str, Any]]] = {}
+    warnings_out: list[str] = []
     all_probs = []
     labels = None
     for seed_dir in _seed_dirs(run):
-        model, _ = modeling.load_classifier(seed_dir / "model", device=dev)
+        model, _ = load_classifier(seed_dir / "model", device=dev)
         probs, labels, index = predict_dataset(model, ds, batch_size=batch_size, device=dev)
         metrics = compute_metrics(labels, probs, n_classes=n_classes)
         per_seed[seed_dir.name] = metrics
         all_probs.append(probs)
+        collapsed = collapse_warning(probs.argmax(1), class_names)
+        if collapsed:
+            warnings_out.append(f"{seed_dir.name}: {collapsed}")
+            log.warning("%s: %s", seed_dir.name, collapsed)
+        subjects = ds.windows.iloc[index]["subject"].astype(str).to_numpy()
+        for subject in sorted(set(subjects)):
+            sel = subjects == subject
+            with warnings.catch_warnings():  # a subject with one class has no AUROC: reported as undefined
+                warnings.simplefilter("ignore")
+                m = compute_metrics(labels[sel], probs[sel], n_classes=n_classes)
+            m = {k: v for k, v in m.items() if k in ("balanced_accuracy", "auroc", "accuracy", "cohen_kappa")}
+            m["n_windows"] = int(sel.sum())
+            subject_metrics.setdefault(subject, []).append(m)
         table = ds.windows.iloc[index][["dataset", "subject", "session", "recording", "start", "label"]].copy()
         for c in range(n_classes):
             table[f"prob_{class_names[c]}"] = probs[:, c]
@@ -92,11 +112,15 @@ def evaluate_run(run: str | Path, *, split: str | None = None, stores: list[str]
 
     results = {
         "split": split,
+        "protocol": protocol,
         "note": note,
         "n_windows": int(len(ds)),
         "class_counts": {class_names[c]: int((labels == c).sum()) for c in range(n_classes)},
         "per_seed": per_seed,
         "aggregate": aggregate(list(per_seed.values())),
+        "per_subject": {subj: aggregate(ms) for subj, ms in subject_metrics.items()},
+        "warnings": warnings_out,
+        "n_subjects": len(subject_metrics),
         "provenance": {
             "run": str(run),
             "stores": [str(s) for s in stores],
@@ -116,5 +140,30 @@ def evaluate_run(run: str | Path, *, split: str | None = None, stores: list[str]
         "confusion_matrix": str(plot_confusion_matrix(cm, class_names, run / "confusion_matrix.png")),
         "roc": str(plot_roc(labels, mean_probs, run / "roc.png", class_names=class_names)),
     }
+    curves = learning_curves(run, meta)
+    if curves is not None:
+        plots["learning_curves"] = str(curves)
     results["files"] = {"report_json": str(json_path), "report_md": str(md_path), **plots}
     return results
+
+
+def learning_curves(run: Path, meta: dict[str, Any] | None = None) -> Path | None:
+    """``RUN/learning_curves.png`` from every seed's ``history.json`` (None when no seed has one)."""
+    from neuript.evaluate.plots import plot_learning_curves
+
+    run = Path(run)
+    meta = meta or json.loads((run / "run.json").read_text())
+    histories = {}
+    for d in sorted(run.glob("seed*")):
+        h = d / "history.json"
+        if h.is_file():
+            histories[d.name] = json.loads(h.read_text())
+    if not histories:
+        return None
+    n = meta.get("n_windows", {})
+    subj = meta.get("n_subjects", {})
+    n_classes = len(meta.get("label_names") or {}) or 2
+    title = (f"{run.name}: learning curves, seeds {', '.join(h.removeprefix('seed') for h in histories)} — "
+             f"train {n.get('train', '?')} windows / {subj.get('train', '?')} subjects, "
+             f"val {n.get('val', '?')} windows / {subj.get('val', '?')} subjects")
+    return plot_learning_curves(histories, run / "learning_curves.png", title=title, chance=1.0 / n_classes)

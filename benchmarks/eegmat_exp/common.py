@@ -1,0 +1,52 @@
+"""Shared helpers for the EEGMAT fine-tuning experiments (raw windows, subject ids, per-subject alignment)."""
+from __future__ import annotations
+import numpy as np
+from neuript.data.loader import WindowDataset
+
+
+def load_split(store, split):
+    ds = WindowDataset([store], split=split, transform=None)
+    x = np.stack([ds[i]["x"].numpy() for i in range(len(ds))]).astype(np.float64)
+    subj = ds.windows["subject"].astype(str).to_numpy()
+    return x, ds.labels.copy(), subj, ds
+
+
+def _inv_sqrtm(R, eps=1e-10):
+    w, V = np.linalg.eigh(R)
+    w = np.maximum(w, eps * w.max())
+    return (V * w ** -0.5) @ V.T
+
+
+def subject_transform(x, subj, mode):
+    """Per-subject unsupervised alignment of windows (n, C, T) in µV (uses only that subject's unlabeled windows).
+
+    none   : unchanged
+    chstd  : divide every channel by that subject's std of the channel (over all its windows)
+    ea     : Euclidean alignment (He & Wu 2019): X <- R^{-1/2} X with R = mean window covariance of the subject
+    """
+    if mode == "none":
+        return x.copy()
+    out = np.empty_like(x)
+    for s in np.unique(subj):
+        m = subj == s
+        xs = x[m]
+        if mode == "chstd":
+            sd = xs.transpose(1, 0, 2).reshape(x.shape[1], -1).std(axis=1)
+            out[m] = xs / sd[None, :, None]
+        elif mode == "ea":
+            xc = xs - xs.mean(axis=-1, keepdims=True)
+            covs = np.einsum("nct,ndt->ncd", xc, xc) / xs.shape[-1]
+            R = covs.mean(0)
+            R = R + 1e-6 * np.trace(R) / len(R) * np.eye(len(R))
+            out[m] = np.einsum("cd,ndt->nct", _inv_sqrtm(R), xs)
+        else:
+            raise ValueError(mode)
+    return out
+
+
+def subject_standardise_features(f, subj):
+    out = np.empty_like(f)
+    for s in np.unique(subj):
+        m = subj == s
+        out[m] = (f[m] - f[m].mean(0)) / (f[m].std(0) + 1e-8)
+    return out

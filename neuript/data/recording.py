@@ -1,0 +1,248 @@
+"""One recording → model input: electrode matching, interpolation of missing electrodes, the model's own
+preprocessing, windows and per-window quality flags.
+
+Used by offline prediction (:func:`neuript.inference.predict_file`, :func:`neuript.inference.predict` on MNE
+objects) and by the streaming predictor, so a file, an ``mne.io.Raw`` and a live stream are turned into windows
+by the same code. The data layer knows nothing of models: it gets the channel names, window length and
+:class:`~neuript.data.preprocess.PreprocessConfig` the model was trained with.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Sequence
+
+import numpy as np
+
+from neuript.data.preprocess import PreprocessConfig, preprocess_raw, sliding_windows
+
+__all__ = ["ModelInput", "RecordingWindows", "model_channels", "recording_windows", "window_quality",
+           "needed_electrodes", "check_amplitude"]
+
+
+@dataclass(frozen=True)
+class ModelInput:
+    """What a model expects of its input: channel names in order, window length, preprocessing."""
+
+    ch_names: tuple[str, ...]
+    n_times: int
+    preprocessing: PreprocessConfig
+
+    @property
+    def sfreq(self) -> float:
+        return float(self.preprocessing.sfreq)
+
+
+@dataclass
+class RecordingWindows:
+    """Windows of one recording in µV (n, C, T), ready for the input transform, with what to report per window."""
+
+    windows: np.ndarray
+    starts_s: np.ndarray
+    sfreq: float
+    n_times: int
+    peak_uv: np.ndarray
+    quality: np.ndarray
+    interpolated: list[str] = field(default_factory=list)
+    epoch: np.ndarray | None = None  # the epoch of each window, for mne.Epochs input
+
+
+def needed_electrodes(ch_names: Sequence[str]) -> list[str]:
+    """The canonical electrodes that the (monopolar or bipolar) channels ``ch_names`` are built from."""
+    from neuript.electrodes import parse_channel
+
+    out: list[str] = []
+    for name in ch_names:
+        for e in parse_channel(name).electrodes:
+            if e not in out:
+                out.append(e)
+    return out
+
+
+def _present_electrodes(raw, rename: dict[str, str] | None) -> dict[str, str]:
+    """canonical electrode → raw channel name, for the monopolar EEG channels of ``raw``."""
+    from neuript.electrodes import parse_channel
+
+    out: dict[str, str] = {}
+    for ch in raw.ch_names:
+        spec = parse_channel((rename or {}).get(ch, ch))
+        if spec.kind == "eeg" and spec.known:
+            out.setdefault(spec.electrodes[0], ch)
+    return out
+
+
+def _interpolate_missing(raw, needed: list[str], rename: dict[str, str] | None):
+    """Add the ``needed`` electrodes the recording lacks, by spherical-spline interpolation (MNE) from the
+    electrodes it has. Returns a new Raw holding the monopolar EEG channels under canonical names."""
+    import mne
+
+    from neuript.electrodes import channel_positions
+
+    present = _present_electrodes(raw, rename)
+    missing = [e for e in needed if e not in present]
+    raw = raw.copy().load_data().pick(list(present.values()))
+    raw.rename_channels({ch: e for e, ch in present.items()})
+    if missing:
+        zeros = mne.io.RawArray(np.zeros((len(missing), raw.n_times)),
+                                mne.create_info(missing, raw.info["sfreq"], "eeg"), verbose="error")
+        raw.add_channels([zeros], force_update_info=True)
+    names = list(raw.ch_names)
+    pos = channel_positions(names)
+    raw.set_montage(mne.channels.make_dig_montage(ch_pos=dict(zip(names, pos)), coord_frame="head"),
+                    verbose="error")
+    if missing:
+        raw.info["bads"] = missing
+        raw.interpolate_bads(reset_bads=True, origin="auto", verbose="error")
+    return raw, missing
+
+
+def model_channels(raw, spec: ModelInput, *, rename: dict[str, str] | None = None, allow_missing: bool = False,
+                   source: str | None = None) -> tuple[np.ndarray, float, list[str]]:
+    """Preprocess ``raw`` as the model's training data were and return its channels in the model's order.
+
+    Returns
+    -------
+    data : ndarray (C, N) float32
+        Microvolts at the model's rate, rows in ``spec.ch_names`` order.
+    sfreq : float
+    interpolated : list of str
+        Electrodes the recording lacked, interpolated from their neighbours (only with ``allow_missing``).
+    """
+    src = source or _source(raw)
+    want = list(spec.ch_names)
+    needed = needed_electrodes(want)
+    present = _present_electrodes(raw, rename)
+    missing = [e for e in needed if e not in present]
+    interpolated: list[str] = []
+    if missing:
+        if not allow_missing:
+            raise ValueError(
+                f"{src}: the model needs electrodes {missing}, which the recording lacks (it has "
+                f"{sorted(present) or 'no recognised EEG electrodes'}; channels: {list(raw.ch_names)}). Fix: map "
+                "differently named channels with --rename OLD=NEW, or pass --allow-missing to interpolate the "
+                "missing electrodes from their neighbours (spherical splines; predictions degrade with every "
+                "interpolated electrode)."
+            )
+        raw, interpolated = _interpolate_missing(raw, needed, rename)
+        rename = None
+    data, ch_names, _, sfreq = preprocess_raw(raw, spec.preprocessing, rename=rename)
+    got, wanted = [_canonical(c) for c in ch_names], [_canonical(c) for c in want]
+    if got != wanted:
+        if sorted(got) != sorted(wanted):
+            raise ValueError(f"{src}: preprocessing gave channels {list(ch_names)}, the model expects {want}")
+        data = data[[got.index(c) for c in wanted]]
+    return data, float(sfreq), interpolated
+
+
+def _canonical(name: str) -> str:
+    """``"EEG T3"`` → ``"T7"``, ``"FP1-F7"`` → ``"Fp1-F7"``: channel names compared by electrode."""
+    from neuript.electrodes import parse_channel
+
+    spec = parse_channel(name)
+    if spec.kind in ("eeg", "bipolar") and spec.electrodes and getattr(spec, "known", True):
+        return "-".join(spec.electrodes)
+    return name
+
+
+def window_quality(windows: np.ndarray, pp: PreprocessConfig) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Flag windows the training data would have rejected (amplitude, flat channel, NaN) instead of dropping
+    them; returns the windows with NaN/inf zeroed, their peak |µV| and the flags (``"ok"`` or the reason)."""
+    peak = np.abs(windows).max(axis=(1, 2)) if len(windows) else np.zeros(0)
+    ptp = windows.max(axis=2) - windows.min(axis=2) if len(windows) else np.zeros((0, 0))
+    quality = np.full(len(windows), "ok", dtype=object)
+    if pp.reject_uv is not None:
+        quality[peak > pp.reject_uv] = f"amplitude>{pp.reject_uv:g}uV"
+    if pp.flat_uv is not None and len(windows):
+        quality[(ptp < pp.flat_uv).any(axis=1)] = "flat_channel"
+    quality[~np.isfinite(windows).all(axis=(1, 2))] = "nan"
+    return np.nan_to_num(windows, nan=0.0, posinf=0.0, neginf=0.0), peak, quality
+
+
+def check_amplitude(data_uv: np.ndarray, source: str) -> None:
+    """Refuse signals whose scale is implausible for scalp EEG (typical: 10-100 µV), naming the likely cause.
+
+    MNE objects hold volts; a signal written in µV but declared as volts is 10^6 too large, one in volts declared
+    as µV 10^6 too small."""
+    finite = data_uv[np.isfinite(data_uv)]
+    if finite.size == 0:
+        return
+    typical = float(np.median(np.abs(finite - np.median(finite))))
+    if typical > 5_000:
+        raise ValueError(
+            f"{source}: the EEG's typical amplitude is {typical:.3g} µV after preprocessing, implausible for scalp "
+            "EEG (tens of µV). Likely the values are microvolts stored as volts. MNE objects hold volts: divide "
+            "the data by 1e6 (raw.apply_function(lambda x: x * 1e-6)), or fix the unit in the file header."
+        )
+    if 0 < typical < 1e-3:
+        raise ValueError(
+            f"{source}: the EEG's typical amplitude is {typical:.3g} µV after preprocessing, implausibly small "
+            "for scalp EEG. Likely the values were scaled to volts twice (or are not EEG). MNE objects hold "
+            "volts: check the unit in the file header or multiply the data by 1e6."
+        )
+
+
+def _source(raw) -> str:
+    fn = raw.filenames[0] if getattr(raw, "filenames", None) else None
+    return str(fn) if fn else "the recording"
+
+
+def recording_windows(raw, spec: ModelInput, *, stride_s: float | None = None, rename: dict[str, str] | None = None,
+                      allow_missing: bool = False, source: str | None = None) -> RecordingWindows:
+    """Windows of an ``mne.io.Raw`` (or ``mne.Epochs``: each epoch windowed on its own) for a model."""
+    import mne
+
+    src = source or _source(raw)
+    if isinstance(raw, mne.BaseEpochs):
+        return _epochs_windows(raw, spec, stride_s=stride_s, rename=rename, allow_missing=allow_missing, source=src)
+    data, sfreq, interpolated = model_channels(raw, spec, rename=rename, allow_missing=allow_missing, source=src)
+    check_amplitude(data, src)
+    n_times = int(spec.n_times)
+    stride = n_times if stride_s is None else max(1, int(round(stride_s * sfreq)))
+    windows, starts = sliding_windows(data, n_times, stride)
+    if len(windows) == 0:
+        raise ValueError(f"{src}: {data.shape[1] / sfreq:.1f} s after preprocessing, shorter than one "
+                         f"{n_times / sfreq:.1f} s window of the model")
+    windows, peak, quality = window_quality(windows, spec.preprocessing)
+    return RecordingWindows(windows=windows, starts_s=starts / sfreq, sfreq=sfreq, n_times=n_times, peak_uv=peak,
+                            quality=quality, interpolated=interpolated)
+
+
+def _epochs_windows(epochs, spec: ModelInput, *, stride_s, rename, allow_missing, source) -> RecordingWindows:
+    """Each epoch as a short recording (note: the band-pass then sees only the epoch; filter long epochs)."""
+    import dataclasses
+
+    import mne
+
+    # an epoch has no recording-level crop or minimum duration
+    pp = dataclasses.replace(spec.preprocessing, crop_start_s=0.0, crop_end_s=0.0, min_duration_s=None)
+    spec_e = ModelInput(ch_names=spec.ch_names, n_times=spec.n_times, preprocessing=pp)
+    parts, epoch_of = [], []
+    data = epochs.get_data(copy=False) if "copy" in epochs.get_data.__code__.co_varnames else epochs.get_data()
+    for i, ep in enumerate(data):
+        raw = mne.io.RawArray(ep, epochs.info, first_samp=0, verbose="error")
+        try:
+            rw = recording_windows(raw, spec_e, stride_s=stride_s, rename=rename, allow_missing=allow_missing,
+                                   source=f"{source} epoch {i}")
+        except ValueError as e:
+            if "shorter than one" in str(e):
+                raise ValueError(f"{source}: epoch {i} is shorter than the model's {spec.n_times / spec.sfreq:g} s "
+                                 "window; make longer epochs (tmin/tmax) or use a model with shorter windows") from None
+            raise
+        rw.starts_s = rw.starts_s + float(epochs.tmin)
+        parts.append(rw)
+        epoch_of.append(np.full(len(rw.windows), i))
+    if not parts:
+        raise ValueError(f"{source}: the Epochs object holds no epochs")
+    first = parts[0]
+    return RecordingWindows(
+        windows=np.concatenate([p.windows for p in parts]), starts_s=np.concatenate([p.starts_s for p in parts]),
+        sfreq=first.sfreq, n_times=first.n_times, peak_uv=np.concatenate([p.peak_uv for p in parts]),
+        quality=np.concatenate([p.quality for p in parts]), interpolated=first.interpolated,
+        epoch=np.concatenate(epoch_of),
+    )
+
+
+def describe(rw: RecordingWindows) -> dict[str, Any]:
+    """A one-line summary of the windows' quality flags (for the CLI's per-recording summary)."""
+    flags, counts = np.unique(rw.quality.astype(str), return_counts=True)
+    return {"windows": int(len(rw.windows)), "flags": dict(zip(flags.tolist(), counts.tolist()))}
