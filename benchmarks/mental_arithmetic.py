@@ -82,7 +82,7 @@ def main(argv=None) -> int:
     p.add_argument("--pretrain-reject-uv", type=float, default=None,
                    help="amplitude rejection for the pretraining windows (paper: 100; default off, see docstring)")
     p.add_argument("--epochs", type=int, default=10)
-    p.add_argument("--batch-size", type=int, default=32)
+    p.add_argument("--batch-size", type=int, default=16)
     p.add_argument("--lr", type=float, default=None, help="fine-tuning peak LR (default: neuript finetune's)")
     p.add_argument("--patience", type=int, default=4)
     p.add_argument("--align", default="channel", help="alignment of the aligned arm: channel or euclidean")

@@ -27,7 +27,8 @@ from typing import IO, Any
 
 import numpy as np
 
-__all__ = ["FSYNC", "atomic_write", "atomic_write_text", "atomic_write_json", "atomic_path", "to_jsonable"]
+__all__ = ["FSYNC", "atomic_write", "atomic_write_text", "atomic_write_json", "atomic_path", "atomic_directory",
+           "to_jsonable"]
 
 FSYNC = os.environ.get("NEURIPT_FSYNC", "0").lower() not in ("0", "", "false", "no")
 
@@ -49,6 +50,33 @@ def atomic_path(path: str | os.PathLike, *, mode: int = 0o644) -> Iterator[Path]
     except BaseException:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(tmp)
+        raise
+
+
+@contextlib.contextmanager
+def atomic_directory(path: str | os.PathLike) -> Iterator[Path]:
+    """Yield a temporary sibling directory; on success it replaces the directory ``path`` (the old one is moved
+    aside first and removed after), on error it is removed and ``path`` is left as it was.
+
+    The swap is two renames: a process killed between them leaves the previous complete directory as
+    ``.<name>.old`` beside a missing ``path`` (never a half-written one)."""
+    import shutil
+
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(dir=path.parent, prefix=f".{path.name}.tmp-"))
+    try:
+        yield tmp
+        old = path.with_name(f".{path.name}.old")
+        if old.exists():
+            shutil.rmtree(old)
+        if path.exists():
+            os.replace(path, old)
+        os.replace(tmp, path)
+        if old.exists():
+            shutil.rmtree(old)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
         raise
 
 

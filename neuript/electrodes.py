@@ -23,7 +23,7 @@ import re
 import warnings
 from dataclasses import dataclass
 from os import PathLike
-from typing import Iterable, Literal, Mapping, Sequence
+from typing import Any, Iterable, Literal, Mapping, Sequence
 
 import numpy as np
 
@@ -444,6 +444,62 @@ def _functional_from_names(names: Sequence[str]) -> list[set[str]]:
     return member
 
 
+#: the reference code's channel sets (spec §8), as canonical names
+SEED_V_17: tuple[str, ...] = ("Fp1", "Fp2", "F7", "F3", "F4", "F8", "T7", "C3", "Cz", "C4", "T8", "P7", "P3", "P4",
+                              "P8", "O1", "O2")
+BCIC_IV_2A_16: tuple[str, ...] = ("C5-C1", "C3-Cz", "Cz-C4", "C2-C6", "Fz-C5", "C5-P1", "CP3-POz", "Fz-C1", "C1-Pz",
+                                  "CP1-POz", "Fz-C2", "C2-Pz", "CP2-POz", "Fz-C6", "C6-P2", "CP4-POz")
+
+#: the reference code's hand-written IILP groups (spec §8): montage → scheme → groups. Montages of 2 and 3
+#: channels (Sleep-EDFx, BCIC-IV-2B) are keyed by their channel count, as in the reference.
+REFERENCE_GROUPS: dict[Any, dict[str, list[list[int]]]] = {
+    "tcp20": {
+        "functional": [list(g) for g in TCP_REFERENCE_FUNCTIONAL_GROUPS],
+        "hemispheres": [[0, 1, 2, 3, 8, 9, 12, 13, 14, 15], [4, 5, 6, 7, 10, 11, 16, 17, 18, 19]],
+        "sagittal": [[0, 1, 2, 3], [4, 5, 6, 7], [8, 9, 10, 11], [12, 13, 14, 15], [16, 17, 18, 19]],
+        "coronal": [[0, 4, 12, 16], [1, 5, 13, 17], [2, 6, 14, 18], [3, 7, 15, 19], [8, 9, 10, 11]],
+    },
+    "seed_v17": {
+        "functional": [list(range(0, 6)), list(range(6, 11)), list(range(11, 17))],
+        "hemispheres": [[0, 2, 3, 6, 7, 8, 11, 12, 15], [1, 4, 5, 8, 9, 10, 13, 14, 16]],
+    },
+    "bcic2a16": {
+        "functional": [[4, 7, 10, 13], [0, 1, 2, 3], [5, 6, 8, 9], [11, 12, 14, 15]],
+        "hemispheres": [[0, 1, 4, 5, 6, 7, 8, 9], [2, 3, 10, 11, 12, 13, 14, 15]],
+    },
+    3: {"functional": [[0], [1], [2]], "hemispheres": [[0, 1, 2]]},
+    2: {"functional": [[0], [1]], "hemispheres": [[0, 1]]},
+}
+
+
+def _reference_montage(names: Sequence[str]) -> Any:
+    """The :data:`REFERENCE_GROUPS` key of a channel list, or None."""
+    canon = []
+    for n in names:
+        spec = parse_channel(n)
+        canon.append("-".join(spec.electrodes) if spec.electrodes else n)
+    canon_t = tuple(canon)
+    tcp = tuple("-".join(parse_channel(n).electrodes) for n in TCP_BIPOLAR)
+    if canon_t == tcp:
+        return "tcp20"
+    if canon_t == SEED_V_17:
+        return "seed_v17"
+    if canon_t == BCIC_IV_2A_16:
+        return "bcic2a16"
+    if len(canon_t) in (2, 3):
+        return len(canon_t)
+    return None
+
+
+def _dedup(groups: list[list[int]]) -> list[list[int]]:
+    """Non-empty groups, each once (first occurrence kept)."""
+    out: list[list[int]] = []
+    for g in groups:
+        if g and g not in out:
+            out.append(g)
+    return out
+
+
 def lobe_groups(
     names: Sequence[str] | None = None,
     positions: np.ndarray | None = None,
@@ -478,7 +534,9 @@ def lobe_groups(
     Returns
     -------
     list of list of int
-        Groups may overlap; every channel is in at least one group.
+        Groups may overlap; every channel is in at least one group; no group is empty or repeated. For the
+        reference code's montages (TCP 20, SEED-V 17, BCIC-IV-2A 16, and 2- or 3-channel sets) the groups are the
+        reference's hand-written ones (:data:`REFERENCE_GROUPS`, spec §8) where it defines the scheme.
     """
     if names is None and positions is None:
         raise ValueError("lobe_groups needs channel names or positions (C, 3)")
@@ -487,6 +545,15 @@ def lobe_groups(
         raise ValueError("lobe_groups: no channels given")
     if scheme == "mean":
         return [list(range(n))]
+    if names is not None:
+        ref = REFERENCE_GROUPS.get(_reference_montage(names), {})
+        if scheme in ref:  # the reference code's hand-written groups for its montages (spec §8)
+            return [list(g) for g in ref[scheme]]
+    return _dedup(_derived_groups(names, positions, n=n, scheme=scheme, midline_tol=midline_tol))
+
+
+def _derived_groups(names, positions, *, n: int, scheme: str, midline_tol: float) -> list[list[int]]:
+    """Groups from electrode regions (functional) or positions (the geometric schemes)."""
     if scheme == "functional":
         if names is not None:
             member = _functional_from_names(names)

@@ -107,7 +107,7 @@ def test_every_channel_in_a_group(scheme):
         groups = lobe_groups(names, scheme=scheme)
         assert all(groups) and set().union(*map(set, groups)) == set(range(len(names)))
     hemi = lobe_groups(["C3", "Cz", "C4"], scheme="hemispheres")
-    assert hemi == [[0, 1], [1, 2]]
+    assert hemi == [[0, 1, 2]]  # the reference's 3-channel table (spec §8), not the geometric split
 
 
 def _signal_files(root: Path):
@@ -146,3 +146,48 @@ def test_channel_mapping_on_every_shared_file(shared_data):
             assert [s.kind for s in specs] == ["bipolar", "bipolar"]
             seen.add("fif")
     assert seen == {"set", "eegmat", "eegmmidb", "fif"}
+
+
+# ---------------------------------------------------------------------------------------------- spec §8
+SPEC8 = {  # channel set -> scheme -> groups, copied from ../shared/spec/NEURIPT.md §8
+    "tcp": {
+        "functional": [[0, 4, 12, 16], [8, 9, 10, 11, 13, 14, 17, 18], [3, 7, 15, 19], [1, 2, 8], [5, 6, 11]],
+        "hemispheres": [[0, 1, 2, 3, 8, 9, 12, 13, 14, 15], [4, 5, 6, 7, 10, 11, 16, 17, 18, 19]],
+        "sagittal": [[0, 1, 2, 3], [4, 5, 6, 7], [8, 9, 10, 11], [12, 13, 14, 15], [16, 17, 18, 19]],
+        "coronal": [[0, 4, 12, 16], [1, 5, 13, 17], [2, 6, 14, 18], [3, 7, 15, 19], [8, 9, 10, 11]],
+    },
+    "seed": {"functional": [[0, 1, 2, 3, 4, 5], [6, 7, 8, 9, 10], [11, 12, 13, 14, 15, 16]],
+             "hemispheres": [[0, 2, 3, 6, 7, 8, 11, 12, 15], [1, 4, 5, 8, 9, 10, 13, 14, 16]]},
+    "bcic2a": {"functional": [[4, 7, 10, 13], [0, 1, 2, 3], [5, 6, 8, 9], [11, 12, 14, 15]],
+               "hemispheres": [[0, 1, 4, 5, 6, 7, 8, 9], [2, 3, 10, 11, 12, 13, 14, 15]]},
+    "three": {"functional": [[0], [1], [2]], "hemispheres": [[0, 1, 2]]},
+    "sleep": {"functional": [[0], [1]], "hemispheres": [[0, 1]]},
+}
+SETS = {
+    "tcp": list(TCP_BIPOLAR),
+    "seed": ["FP1", "FP2", "F7", "F3", "F4", "F8", "T7", "C3", "CZ", "C4", "T8", "P7", "P3", "P4", "P8", "O1", "O2"],
+    "bcic2a": ["C5-C1", "C3-Cz", "Cz-C4", "C2-C6", "Fz-C5", "C5-P1", "CP3-POz", "Fz-C1", "C1-Pz", "CP1-POz",
+               "Fz-C2", "C2-Pz", "CP2-POz", "Fz-C6", "C6-P2", "CP4-POz"],
+    "three": ["EEG C3", "EEG Cz", "EEG C4"],
+    "sleep": ["EEG Fpz-Cz", "EEG Pz-Oz"],
+}
+
+
+@pytest.mark.parametrize("montage", sorted(SPEC8))
+def test_lobe_groups_equal_the_reference_tables(montage):
+    for scheme, groups in SPEC8[montage].items():
+        assert lobe_groups(SETS[montage], scheme=scheme) == groups, (montage, scheme)
+
+
+@pytest.mark.parametrize("names", [
+    ["Fp1", "Fp2", "F3", "F4", "C3", "C4", "P3", "P4", "O1", "O2", "F7", "F8", "T7", "T8", "P7", "P8", "Fz", "Cz",
+     "Pz"],
+    ["Fp1", "Fp2", "F7", "F8"],
+    ["Fpz-Cz", "Pz-Oz", "C3-Cz", "Cz-C4"],
+    ["C3", "C4", "Cz", "Pz", "Oz"],
+], ids=["eegmat19", "frontal4", "bipolar4", "central5"])
+def test_derived_groups_are_never_empty_or_repeated_and_cover_every_channel(names):
+    for scheme in ("functional", "hemispheres", "sagittal", "coronal"):
+        groups = lobe_groups(names, scheme=scheme)
+        assert all(groups) and len({tuple(g) for g in groups}) == len(groups), (scheme, groups)
+        assert set().union(*map(set, groups)) == set(range(len(names))), (scheme, groups)

@@ -86,9 +86,11 @@ def finetune_cmd(
     preset: str = typer.Option("neuript_tiny", help="Model size when training from scratch."),
     model_set: Optional[list[str]] = typer.Option(None, "--model-set", help="Override a model hyperparameter, KEY=VALUE (repeatable)."),
     groups: str = typer.Option("functional", help="IILP lobe groups: functional, hemispheres, sagittal, coronal, mean."),
-    loss: str = typer.Option("balanced", help="balanced (logit-adjusted, spec §5) or ce."),
+    loss: str = typer.Option("balanced", help="balanced (prior-shifted sigmoids, spec §5), balanced_softmax "
+                             "(logit-adjusted softmax) or ce."),
     epochs: int = typer.Option(30, help="Maximum epochs."),
-    batch_size: int = typer.Option(64, help="Batch size."),
+    batch_size: int = typer.Option(16, help="Windows per optimizer step (small labelled sets need steps more than "
+                                   "large batches)."),
     micro_batch: Optional[int] = typer.Option(
         None, help="Accumulate gradients over micro-batches of this size (less memory, same batch size)."),
     optimizer_state: str = typer.Option(

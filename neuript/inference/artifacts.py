@@ -100,8 +100,8 @@ def model_input(meta: dict[str, Any]) -> ModelInput:
             ref = {"reference": "bipolar", "bipolar_pairs": list(ch_names)}
         else:
             ref = {"reference": "as_recorded", "channels": list(ch_names)}
-        h = min(30.0, float(sfreq) / 2 * 0.9)
-        warnings.warn("the model records no preprocessing; using the paper's (0.1-30 Hz band-pass, 50 Hz notch, "
+        h = 30.0 if 30.0 < float(sfreq) / 2 else 0.9 * float(sfreq) / 2  # the paper's 30 Hz, below Nyquist
+        warnings.warn(f"the model records no preprocessing; using the paper's (0.1-{h:g} Hz band-pass, 50 Hz notch, "
                       f"A-law) at its {sfreq:g} Hz and {n_times / sfreq:g} s windows, reference "
                       f"{ref['reference']!r}. Pass preprocessing= to save_pretrained() to record yours.",
                       UserWarning, stacklevel=2)

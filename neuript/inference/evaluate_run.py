@@ -11,6 +11,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from neuript._atomic import atomic_path
 from neuript.inference.artifacts import is_saved_model, load_classifier
 from neuript.inference.predict import predict_dataset
 from neuript.runtime import resolve_device
@@ -106,9 +107,8 @@ def evaluate_run(run: str | Path, *, split: str | None = None, stores: list[str]
         for c in range(n_classes):
             table[f"prob_{class_names[c]}"] = probs[:, c]
         table["predicted"] = [class_names[i] for i in probs.argmax(1)]
-        tmp = seed_dir / f".predictions_{split}.csv.tmp"
-        table.to_csv(tmp, index=False)
-        tmp.replace(seed_dir / f"predictions_{split}.csv")
+        with atomic_path(seed_dir / f"predictions_{split}.csv") as tmp:
+            table.to_csv(tmp, index=False)
 
     results = {
         "split": split,

@@ -114,6 +114,20 @@ def _windows(model_meta, data, *, stride_s, allow_missing, rename, source=None):
                              source=source), spec
 
 
+def _run(model, data, what: str, *, stride_s, allow_missing, rename, device, batch_size, precision):
+    """Model outputs (``what``: probs / embed) for every window of ``data``, its windows and the model metadata:
+    the model's preprocessing, alignment (if it was trained with one) and input transform applied."""
+    from neuript.inference.artifacts import input_alignment, input_transform
+
+    check_precision(precision)
+    dev = resolve_device(device)
+    model, meta = _as_model(model, dev)
+    rw, _ = _windows(meta, data, stride_s=stride_s, allow_missing=allow_missing, rename=rename)
+    out = run_windows(model, input_alignment(meta)(rw.windows), transform=input_transform(meta), device=dev,
+                      batch_size=batch_size, what=what, precision=precision)
+    return out, rw, meta
+
+
 def _label_names(meta, n: int) -> list[str]:
     names = meta.get("label_names") or {}
     return [str(names.get(str(i), names.get(i, i))) if isinstance(names, dict) else str(i) for i in range(n)]
@@ -143,14 +157,8 @@ def predict(model, data, *, stride_s: float | None = None, allow_missing: bool =
     """
     import pandas as pd
 
-    check_precision(precision)
-    dev = resolve_device(device)
-    model, meta = _as_model(model, dev)
-    rw, spec = _windows(meta, data, stride_s=stride_s, allow_missing=allow_missing, rename=rename)
-    from neuript.inference.artifacts import input_alignment, input_transform
-
-    probs = run_windows(model, input_alignment(meta)(rw.windows), transform=input_transform(meta), device=dev,
-                        batch_size=batch_size, what="probs", precision=precision)
+    probs, rw, meta = _run(model, data, "probs", stride_s=stride_s, allow_missing=allow_missing, rename=rename,
+                           device=device, batch_size=batch_size, precision=precision)
     names = _label_names(meta, probs.shape[1])
     table = pd.DataFrame({"window": np.arange(len(rw.windows)), "start_s": rw.starts_s,
                           "end_s": rw.starts_s + rw.n_times / rw.sfreq})
@@ -170,14 +178,8 @@ def embed(model, data, *, stride_s: float | None = None, allow_missing: bool = F
           precision: str = "fp32") -> tuple[np.ndarray, np.ndarray]:
     """Per-window embeddings (the IILP-pooled features the head reads, ``(n_windows, n_pooled * n_groups *
     d_model)``) of an ``mne.io.Raw``, ``mne.Epochs`` or recording file, and the window start times (s)."""
-    check_precision(precision)
-    dev = resolve_device(device)
-    model, meta = _as_model(model, dev)
-    rw, _ = _windows(meta, data, stride_s=stride_s, allow_missing=allow_missing, rename=rename)
-    from neuript.inference.artifacts import input_alignment, input_transform
-
-    emb = run_windows(model, input_alignment(meta)(rw.windows), transform=input_transform(meta), device=dev,
-                      batch_size=batch_size, what="embed", precision=precision)
+    emb, rw, _ = _run(model, data, "embed", stride_s=stride_s, allow_missing=allow_missing, rename=rename,
+                      device=device, batch_size=batch_size, precision=precision)
     return emb.astype(np.float32), np.asarray(rw.starts_s, dtype=np.float64)
 
 
@@ -189,9 +191,9 @@ def default_output(file, suffix: str) -> Path:
 
 
 def _check_out(out: Path, file) -> None:
-    if out.exists() and Path(file).exists() and os.path.samefile(out, file):
-        raise ValueError(f"--out {out} is the input recording itself; choose another output path")
-    if out.resolve() == Path(file).resolve():
+    """Refuse an output that is (or, through links, resolves to) the input recording."""
+    same = out.resolve() == Path(file).resolve() or (out.exists() and os.path.samefile(out, file))
+    if same:
         raise ValueError(f"--out {out} is the input recording itself; choose another output path")
 
 

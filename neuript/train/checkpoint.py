@@ -16,14 +16,13 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
-import tempfile
 from pathlib import Path
 from typing import Any
 
 import torch
 from safetensors.torch import load_file, save_file
 
+from neuript._atomic import atomic_directory
 from neuript._atomic import atomic_write_json as write_json_atomic
 
 __all__ = ["save_training_state", "load_training_state", "has_checkpoint", "write_json_atomic", "CheckpointError"]
@@ -90,9 +89,7 @@ def save_training_state(
         The global torch RNG state is always stored.
     """
     directory = Path(directory)
-    directory.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(dir=directory.parent, prefix=f".{directory.name}.tmp-"))
-    try:
+    with atomic_directory(directory) as tmp:
         weights = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
         save_file(weights, str(tmp / "model.safetensors"))
         extra: dict[str, torch.Tensor] = {"rng.torch": torch.get_rng_state()}
@@ -107,17 +104,6 @@ def save_training_state(
             meta["scheduler"] = scheduler.state_dict()
         save_file(extra, str(tmp / "optimizer.safetensors"))
         write_json_atomic(tmp / "state.json", meta)
-        old = directory.with_name(f".{directory.name}.old")
-        if old.exists():
-            shutil.rmtree(old)
-        if directory.exists():
-            os.replace(directory, old)
-        os.replace(tmp, directory)
-        if old.exists():
-            shutil.rmtree(old)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
     return directory
 
 

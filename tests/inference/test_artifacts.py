@@ -193,3 +193,18 @@ def test_readme_python_snippet_runs_as_written(tmp_path, monkeypatch):
         exec(compile(snippet, "README.md", "exec"), scope)
     assert len(scope["table"]) == 36 and (tmp_path / "my_model" / "neuript.json").is_file()
     assert scope["model"].metadata["label_names"] == {"0": "rest", "1": "task"}
+
+
+def test_model_trained_with_alignment_aligns_a_new_recording_with_its_own_windows(finetuned, tmp_path):
+    from neuript.data.align import align_windows
+    from neuript.inference.artifacts import input_alignment
+
+    model, meta = load_classifier(finetuned)
+    plain = predict(model, SAMPLE / "Subject30_1.edf")
+    model.metadata["input_transform"] = {"name": "alaw", "A": 0.25, "align": "channel", "align_by": "subject",
+                                         "align_scale_uv": 20.0}
+    model.save_pretrained(tmp_path / "aligned")
+    aligned = predict(tmp_path / "aligned", SAMPLE / "Subject30_1.edf")
+    assert len(aligned) == len(plain) and not np.allclose(aligned["prob_task"], plain["prob_task"])
+    w = np.random.default_rng(0).standard_normal((6, 3, 64)) * 50
+    np.testing.assert_allclose(input_alignment(model.metadata)(w), align_windows(w, ["r"] * 6, "channel"))

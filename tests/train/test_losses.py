@@ -40,3 +40,32 @@ def test_binary_label_smoothing_targets():
     y = torch.tensor([0, 1])
     # targets 0.1 / 0.9 at logit 0 give log(2) each
     assert loss(logits, y).item() == pytest.approx(math.log(2))
+
+
+def test_reference_multiclass_loss_against_a_hand_computation():
+    """Spec §5: C logits, each shifted by log(pi_c / (1 - pi_c)); C * mean over (batch, class) of BCE with the
+    smoothed one-hot target."""
+    prior = np.array([0.5, 0.3, 0.2])
+    logits = [[0.2, -1.0, 0.5], [1.5, 0.0, -0.3]]
+    y = [2, 0]
+    eps = 0.1
+    total = 0.0
+    for row, label in zip(logits, y):
+        for c, z in enumerate(row):
+            z = z + math.log(prior[c] / (1 - prior[c]))
+            t = (1.0 if c == label else 0.0) * (1 - eps) + eps / 2
+            p = 1 / (1 + math.exp(-z))
+            total += -(t * math.log(p) + (1 - t) * math.log(1 - p))
+    expected = 3 * total / (2 * 3)
+    loss = BalancedLoss(prior, tau=1.0, label_smoothing=eps, binary=False, multiclass="sigmoid")
+    assert loss(torch.tensor(logits), torch.tensor(y)).item() == pytest.approx(expected, rel=1e-6)
+    # and it differs from the softmax form, which stays available
+    soft = BalancedLoss(prior, tau=1.0, label_smoothing=eps, binary=False, multiclass="softmax")
+    assert soft(torch.tensor(logits), torch.tensor(y)).item() != pytest.approx(expected, rel=1e-3)
+
+
+def test_finetune_uses_the_reference_loss_for_multiclass_by_default():
+    from neuript.train.finetune import LOSSES, FinetuneConfig
+
+    assert FinetuneConfig().loss == "balanced" and LOSSES["balanced"] == (True, "sigmoid")
+    assert LOSSES["balanced_softmax"] == (True, "softmax") and LOSSES["ce"] == (False, "softmax")
