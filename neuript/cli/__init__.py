@@ -46,8 +46,14 @@ def _register() -> None:
 
 
 # Errors that describe bad input (a file, a channel, a setting) and say how to fix it: shown as one message, not a
-# traceback. NEURIPT_DEBUG=1 shows the traceback.
-_USER_ERRORS = (ValueError, FileNotFoundError, FileExistsError, KeyError, RuntimeError)
+# traceback (NEURIPT_DEBUG=1 shows the traceback). Anything else is a bug and is shown as one, with its traceback.
+def _user_errors() -> tuple[type[BaseException], ...]:
+    from neuript.data.io import RecordingError
+    from neuript.data.prepare import PrepareError
+    from neuript.train.checkpoint import CheckpointError
+
+    return (ValueError, FileNotFoundError, FileExistsError, PermissionError, IsADirectoryError,
+            NotADirectoryError, RecordingError, PrepareError, CheckpointError, ImportError)
 
 
 def main() -> None:
@@ -57,12 +63,20 @@ def main() -> None:
     _register()
     try:
         app()
-    except _USER_ERRORS as err:
-        if os.environ.get("NEURIPT_DEBUG"):
-            raise
+    except Exception as err:  # noqa: BLE001 - sorted into user errors and bugs below
         from rich.console import Console
 
-        Console(stderr=True).print(f"[bold red]error[/]: {err}", markup=True, highlight=False)
+        console = Console(stderr=True)
+        user = isinstance(err, _user_errors()) and not isinstance(err, (KeyError, IndexError, AttributeError,
+                                                                          TypeError, ModuleNotFoundError))
+        if isinstance(err, ModuleNotFoundError) and err.name and not err.name.startswith("neuript"):
+            user = True  # a missing optional dependency: the message says what to install
+        if os.environ.get("NEURIPT_DEBUG") or not user:
+            if not user:
+                console.print("[bold red]internal error[/] (a bug in neuript, not in your input): please report it "
+                              "with this traceback", markup=True, highlight=False)
+            raise
+        console.print(f"[bold red]error[/]: {err}", markup=True, highlight=False)
         sys.exit(1)
 
 

@@ -13,7 +13,7 @@ from typing import Any, Callable
 import numpy as np
 import torch
 
-from neuript.runtime import autocast, check_precision, resolve_device
+from neuript.runtime import autocast, check_positive, check_precision, resolve_device
 
 __all__ = ["probabilities", "predict_dataset", "run_windows", "predict", "embed", "predict_file", "embed_file",
            "model_metadata", "default_output"]
@@ -120,6 +120,8 @@ def _run(model, data, what: str, *, stride_s, allow_missing, rename, device, bat
     from neuript.inference.artifacts import input_alignment, input_transform
 
     check_precision(precision)
+    check_positive("stride", stride_s, allow_none=True)
+    check_positive("batch_size", batch_size, integer=True)
     dev = resolve_device(device)
     model, meta = _as_model(model, dev)
     rw, _ = _windows(meta, data, stride_s=stride_s, allow_missing=allow_missing, rename=rename)
