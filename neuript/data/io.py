@@ -135,6 +135,10 @@ def read_raw(path: str | os.PathLike, *, preload: bool = True, check: bool = Tru
         raise RecordingError(path, f"could not be read as {suffix} ({type(err).__name__}: {err}). "
                                    "The file is corrupt or not what its extension says.") from err
     if check:
+        if len(raw.ch_names) == 0:
+            raise RecordingError(path, "no EEG channels in this file: it holds no signal channels at all (only "
+                                       "annotations, e.g. a Sleep-EDF hypnogram). Read the matching signal file "
+                                       "(the PSG) instead; its annotations can be attached to it.")
         if raw.info["sfreq"] <= 0 or raw.n_times == 0:
             raise RecordingError(path, f"has no samples (n_times={raw.n_times}, sfreq={raw.info['sfreq']})")
         if preload:

@@ -277,6 +277,13 @@ def preprocess_raw(raw, config: PreprocessConfig | None = None, *, rename: dict[
         info_for_pos = _renamed_info(info_for_pos, dict(zip(info_for_pos["ch_names"], out_names)))
 
     # --- filter, notch, resample (MNE, deterministic) -----------------------------------------------------
+    if cfg.h_freq is not None and sfreq_in < 2 * cfg.h_freq:
+        # the low-pass could not act: the result would silently lack the band the model was trained on
+        raise ValueError(
+            f"{src}: sampled at {sfreq_in:g} Hz, below twice the band-pass upper edge of {cfg.h_freq:g} Hz "
+            f"({cfg.l_freq}-{cfg.h_freq} Hz); it cannot carry the band the preprocessing expects. Use a recording "
+            f"sampled at {2 * cfg.h_freq:g} Hz or more, or prepare with a lower upper edge (--set h_freq=...)."
+        )
     data = np.ascontiguousarray(data, dtype=np.float64)
     nyq = sfreq_in / 2
     h = cfg.h_freq if (cfg.h_freq is not None and cfg.h_freq < nyq) else None

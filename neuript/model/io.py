@@ -69,8 +69,21 @@ def load_checkpoint(directory: str | os.PathLike) -> tuple[dict[str, torch.Tenso
     for p in (cfg_path, w_path):
         if not p.is_file():
             raise FileNotFoundError(f"{p} not found: expected a directory written by save_pretrained()")
-    config = json.loads(cfg_path.read_text())
-    return load_file(str(w_path)), config
+    try:
+        config = json.loads(cfg_path.read_text())
+    except (UnicodeDecodeError, json.JSONDecodeError) as e:
+        raise CheckpointMismatchError(f"{cfg_path} is not readable JSON ({e}); restore it from the run or "
+                                      "re-export the model") from None
+    if not isinstance(config, dict):
+        raise CheckpointMismatchError(f"{cfg_path} does not hold a JSON object of model settings")
+    try:
+        weights = load_file(str(w_path))
+    except Exception as e:  # safetensors raises its own SafetensorError (and OSError) for damaged files
+        raise CheckpointMismatchError(
+            f"{w_path} is not a readable safetensors file ({type(e).__name__}: {e}): it is truncated, damaged or "
+            "not a neuript model. Copy it again, or rerun the training that wrote it."
+        ) from None
+    return weights, config
 
 
 def check_state_dict(model: torch.nn.Module, state: Mapping[str, torch.Tensor], *, source: str = "checkpoint") -> None:
@@ -84,7 +97,11 @@ def check_state_dict(model: torch.nn.Module, state: Mapping[str, torch.Tensor], 
         if tuple(own[k].shape) != tuple(state[k].shape)
     )
     if missing or unexpected or shapes:
-        lines = [f"{source} does not match the model:"]
+        n = len(missing) + len(unexpected) + len(shapes)
+        cause = ("the checkpoint is of another model size or montage (compare d_model, n_heads, merge factors "
+                 "and the head's groups in its config.json)" if shapes else
+                 "the checkpoint is of another model kind or release")
+        lines = [f"{source} does not match the model: {n} tensor(s) differ; likely cause: {cause}."]
         for title, items in (("missing keys", missing), ("unexpected keys", unexpected), ("shape mismatches", shapes)):
             if items:
                 lines.append(f"  {title} ({len(items)}):")
@@ -105,7 +122,11 @@ def load_model(cls, directory: str | os.PathLike, **overrides):
     for key in _RETIRED_CONFIG_KEYS:
         config.pop(key, None)
     config.update(overrides)
-    model = cls(**config)
+    try:
+        model = cls(**config)
+    except TypeError as e:  # unknown or missing constructor settings: another program's or version's config
+        raise CheckpointMismatchError(f"{Path(directory) / CONFIG_NAME} does not describe a {cls.__name__} ({e}); "
+                                      "it was written by another program or a newer neuript") from None
     check_state_dict(model, state, source=str(directory))
     model.load_state_dict(state)
     model.metadata = read_metadata(directory, model=model)

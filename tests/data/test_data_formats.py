@@ -106,3 +106,12 @@ def test_truncated_bdf_names_the_file(source, tmp_path):
     path.write_bytes(blob[: len(blob) - 3 * 1000])
     with pytest.raises(RecordingError, match=r"cut\.bdf.*truncated"):
         read_raw(path)
+
+
+def test_annotation_only_file_says_no_eeg_channels(shared_data):
+    from neuript.data.io import RecordingError, read_raw
+
+    hyp = shared_data / "formats" / "SC4001EC-Hypnogram.edf"
+    with pytest.raises(RecordingError, match="no EEG channels in this file") as err:
+        read_raw(hyp)
+    assert str(hyp) in str(err.value)

@@ -205,3 +205,16 @@ def test_tcp_from_recorded_bipolar_channels():
     raw.rename_channels({"EEG Fp1-F7": "EEG F7-Fp1"})
     out2, *_ = preprocess_raw(raw, PreprocessConfig(l_freq=None, h_freq=None, notch=None, sfreq=256.0))
     np.testing.assert_allclose(out2[0], -data[19] * 1e6, rtol=1e-5, atol=1e-4)
+
+
+def test_rate_below_twice_the_band_pass_edge_is_refused_with_the_rate_and_filter():
+    import mne
+
+    from neuript.data.preprocess import PreprocessConfig, preprocess_raw
+
+    info = mne.create_info(["Fp1", "Fp2", "Cz"], 50.0, "eeg")
+    raw = mne.io.RawArray(np.random.default_rng(0).standard_normal((3, 50 * 20)) * 20e-6, info, verbose="error")
+    with pytest.raises(ValueError, match=r"sampled at 50 Hz, below twice the band-pass upper edge of 30 Hz"):
+        preprocess_raw(raw, PreprocessConfig(reference="as_recorded", sfreq=64.0, window_s=4.0))
+    data, *_ = preprocess_raw(raw, PreprocessConfig(reference="as_recorded", sfreq=64.0, window_s=4.0, h_freq=20.0))
+    assert np.isfinite(data).all()

@@ -131,3 +131,15 @@ def test_sleep_edfx_missing_hypnogram(tmp_path):
     (src / "SC4012EC-Hypnogram.edf").unlink()
     with pytest.raises(FileNotFoundError, match="SC4012E0-PSG.edf.*Hypnogram"):
         get_recipe("sleep_edfx").recordings(src)
+
+
+def test_file_extensions_match_case_insensitively(shared_data, tmp_path):
+    import shutil
+    import warnings
+
+    for name, new in (("Subject00_1.edf", "Subject00_1.EDF"), ("Subject00_2.edf", "Subject00_2.Edf")):
+        shutil.copy(shared_data / "eegmat" / name, tmp_path / new)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)
+        recs = get_recipe("eegmat").recordings(tmp_path)
+    assert sorted(r.recording for r in recs) == ["eegmat_Subject00_1", "eegmat_Subject00_2"]

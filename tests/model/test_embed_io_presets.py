@@ -1,6 +1,7 @@
 """Electrode encodings, checkpoint I/O and preset sizes."""
 
 import json
+import shutil
 
 import pytest
 import torch
@@ -76,3 +77,27 @@ def test_preset_parameter_counts():
     small = parameter_counts(build("small", n_outputs=6, positions=pos, groups=groups))
     assert tiny["total"] < small["total"] < counts["total"]
     assert set(PRESETS) == {"tiny", "small", "base"}
+
+
+def test_damaged_checkpoints_give_one_clear_error(tmp_path):
+    m = NeurIPT(n_outputs=2, n_chans=4, positions=torch.randn(4, 3) * 0.05, groups="mean", **TINY)
+    m.save_pretrained(tmp_path / "ok")
+    for name, damage in (("truncated", lambda d: (d / "model.safetensors").write_bytes(
+                              (d / "model.safetensors").read_bytes()[:1000])),
+                         ("fake", lambda d: (d / "model.safetensors").write_bytes(b"not a safetensors file")),
+                         ("badjson", lambda d: (d / "config.json").write_text("{not json")),
+                         ("unknownkey", lambda d: (d / "config.json").write_text(
+                              (d / "config.json").read_text().replace('"d_ff"', '"d_fff"')))):
+        d = tmp_path / name
+        shutil.copytree(tmp_path / "ok", d)
+        damage(d)
+        with pytest.raises(CheckpointMismatchError) as err:
+            NeurIPT.from_pretrained(d)
+        assert str(d) in str(err.value), name
+    wide = NeurIPT(n_outputs=2, n_chans=4, positions=torch.randn(4, 3) * 0.05, groups="mean",
+                   **{**TINY, "d_model": TINY["d_model"] * 2, "d_ff": TINY["d_ff"] * 2})
+    with pytest.raises(CheckpointMismatchError, match="tensor\\(s\\) differ; likely cause: the checkpoint is of "
+                                                      "another model size"):
+        from neuript.model.io import check_state_dict
+
+        check_state_dict(wide, m.state_dict(), source="x")

@@ -210,3 +210,10 @@ def apply_config_overrides(cfg: PreprocessConfig, overrides: dict[str, Any]) -> 
 
 
 del dataclasses
+
+
+def find_files(source, pattern: str) -> list:
+    """Files under ``source`` whose name matches the regular expression ``pattern`` case-insensitively (so
+    ``Subject00_1.EDF`` is found like ``Subject00_1.edf``), sorted by path."""
+    rx = re.compile(pattern, re.IGNORECASE)
+    return sorted(p for p in Path(source).rglob("*") if p.is_file() and rx.fullmatch(p.name))

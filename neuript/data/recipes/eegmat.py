@@ -21,7 +21,7 @@ import warnings
 from pathlib import Path
 
 from neuript.data.preprocess import PreprocessConfig
-from neuript.data.recipes import Recipe, Recording, parse_int_set, register_recipe
+from neuript.data.recipes import Recipe, Recording, find_files, parse_int_set, register_recipe
 
 SPLITS = {"train": range(0, 28), "val": range(28, 32), "test": range(32, 36)}
 
@@ -60,7 +60,7 @@ class EEGMAT(Recipe):
         source = Path(source)
         if not source.is_dir():
             raise FileNotFoundError(f"eegmat: source folder {source} does not exist")
-        files = sorted(source.rglob("Subject*_[12].edf"))
+        files = find_files(source, r"Subject\d+_[12]\.edf")
         if not files:
             raise FileNotFoundError(f"eegmat: no SubjectNN_1.edf / SubjectNN_2.edf files under {source}. "
                                     "Download https://physionet.org/content/eegmat/1.0.0/ and point --source at it.")
@@ -68,7 +68,7 @@ class EEGMAT(Recipe):
         recs = []
         found = set()
         for f in files:
-            m = re.fullmatch(r"Subject(\d+)_([12])\.edf", f.name)
+            m = re.fullmatch(r"Subject(\d+)_([12])\.edf", f.name, flags=re.IGNORECASE)
             if not m:
                 continue
             subj, run = int(m.group(1)), int(m.group(2))

@@ -21,7 +21,7 @@ from pathlib import Path
 import numpy as np
 
 from neuript.data.preprocess import PreprocessConfig
-from neuript.data.recipes import Events, Recipe, Recording, parse_int_set, register_recipe
+from neuript.data.recipes import Events, Recipe, Recording, parse_int_set, find_files, register_recipe
 
 HANDS_RUNS = {3, 4, 7, 8, 11, 12}
 FISTS_FEET_RUNS = {5, 6, 9, 10, 13, 14}
@@ -77,8 +77,8 @@ class EEGMMIDB(Recipe):
 
         subjects, runs = parse_int_set(self.opts["subjects"]), parse_int_set(self.opts["runs"])
         recs = []
-        for f in sorted(source.rglob("S*R*.edf")):
-            m = re.fullmatch(r"S(\d{3})R(\d{2})\.edf", f.name)
+        for f in find_files(source, r"S\d{3}R\d{2}\.edf"):
+            m = re.fullmatch(r"S(\d{3})R(\d{2})\.edf", f.name, flags=re.IGNORECASE)
             if not m:
                 continue
             s, r = int(m.group(1)), int(m.group(2))

@@ -21,7 +21,7 @@ from pathlib import Path
 import numpy as np
 
 from neuript.data.preprocess import PreprocessConfig
-from neuript.data.recipes import Events, Recipe, Recording, parse_int_set, register_recipe
+from neuript.data.recipes import Events, Recipe, Recording, parse_int_set, find_files, register_recipe
 
 STAGES = {"Sleep stage W": 0, "Sleep stage 1": 1, "Sleep stage 2": 2, "Sleep stage 3": 3, "Sleep stage 4": 3,
           "Sleep stage R": 4}
@@ -63,8 +63,8 @@ def hypnogram_events(annotations, *, epoch_s: float = 30.0, trim_wake_min: float
 
 def pair_files(source: Path) -> list[tuple[Path, Path]]:
     """(PSG, hypnogram) pairs under ``source``; a PSG without hypnogram raises naming it."""
-    psgs = sorted(Path(source).rglob("*-PSG.edf"))
-    hyps = {h.name[:6]: h for h in Path(source).rglob("*-Hypnogram.edf")}
+    psgs = find_files(source, r".*-PSG\.edf")
+    hyps = {h.name[:6]: h for h in find_files(source, r".*-Hypnogram\.edf")}
     pairs = []
     for p in psgs:
         h = hyps.get(p.name[:6])
