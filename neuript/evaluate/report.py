@@ -92,6 +92,8 @@ def _fmt_mean_std(name: str, agg: Mapping[str, Any], *, decimals: int) -> str:
     m = _fmt_value(name, mean, decimals=decimals)
     if m == "n/a":
         return m
+    if int(agg.get("n") or 0) < 2:  # one seed: no spread to report ("± 0.00" would claim one)
+        return f"{m} ± —"
     s = _fmt_value(name, std, decimals=decimals)
     return m if s == "n/a" else f"{m} ± {s}"
 
@@ -151,8 +153,9 @@ def _render_markdown(
         "n = number of seeds with a defined value.",
         "",
     ]
+    chance = doc.get("chance") or {}
     if names:
-        cols = ["Metric", "This run", "n"]
+        cols = ["Metric", "This run", "n"] + (["Chance"] if chance else [])
         if paper_reference:
             cols.append(_md_escape(paper_label))
         lines.append("| " + " | ".join(cols) + " |")
@@ -164,6 +167,8 @@ def _render_markdown(
                 _fmt_mean_std(n, a, decimals=decimals) if a else "n/a",
                 str(a.get("n", 0)) if a else "0",
             ]
+            if chance:
+                row.append(_fmt_value(n, chance.get(n), decimals=decimals) if chance.get(n) is not None else "")
             if paper_reference:
                 row.append(_fmt_paper(paper_reference[n], decimals=decimals) if n in paper_reference else "")
             lines.append("| " + " | ".join(row) + " |")

@@ -120,6 +120,9 @@ def evaluate_run(run: str | Path, *, split: str | None = None, stores: list[str]
         "aggregate": aggregate(list(per_seed.values())),
         "per_subject": {subj: aggregate(ms) for subj, ms in subject_metrics.items()},
         "warnings": warnings_out,
+        "chance": {"balanced_accuracy": 1.0 / n_classes,
+                   "auroc": 0.5 if n_classes == 2 else None,
+                   "auc_pr": float((labels == 1).mean()) if n_classes == 2 else None},
         "n_subjects": len(subject_metrics),
         "provenance": {
             "run": str(run),
@@ -136,9 +139,15 @@ def evaluate_run(run: str | Path, *, split: str | None = None, stores: list[str]
     pred = mean_probs.argmax(1)
     cm = pd.crosstab(pd.Categorical(labels, categories=range(n_classes)),
                      pd.Categorical(pred, categories=range(n_classes)), dropna=False).to_numpy()
+    seeds_txt = ", ".join(s.removeprefix("seed") for s in per_seed)
+    what = (f"{run.name}, {split} split, seed{'s' if len(per_seed) > 1 else ''} {seeds_txt}"
+            f"{' (probabilities averaged)' if len(per_seed) > 1 else ''}: {len(ds)} windows, "
+            f"{len(subject_metrics)} subject{'s' if len(subject_metrics) != 1 else ''}")
     plots = {
-        "confusion_matrix": str(plot_confusion_matrix(cm, class_names, run / "confusion_matrix.png")),
-        "roc": str(plot_roc(labels, mean_probs, run / "roc.png", class_names=class_names)),
+        "confusion_matrix": str(plot_confusion_matrix(cm, class_names, run / "confusion_matrix.png",
+                                                      title=f"Confusion matrix — {what}")),
+        "roc": str(plot_roc(labels, mean_probs, run / "roc.png", class_names=class_names,
+                            title=f"ROC / PR — {what}")),
     }
     curves = learning_curves(run, meta)
     if curves is not None:

@@ -57,7 +57,7 @@ def test_report_files_exist_parse_and_are_nan_safe(tmp_path):
     md = md_path.read_text(encoding="utf-8")
     assert md.startswith("# EEGMAT rest vs task")
     assert "| Balanced accuracy | 85.00 ± 5.00 | 2 |" in md
-    assert "| AUC-PR | 70.00 ± 0.00 | 1 |" in md
+    assert "| AUC-PR | 70.00 ± — | 1 |" in md  # one defined value: no spread to report
     assert "| AUROC | 92.50 ± 2.50 | 2 |" in md
     assert "n/a" in md  # the nan per-seed AUC-PR
     assert "sha256:abc" in md
