@@ -163,12 +163,17 @@ def predict_cmd(
     rename: RenameOpt = None,
     device: DeviceOpt = "auto",
     precision: PrecisionOpt = "fp32",
+    format: Annotated[str, typer.Option(
+        "--format", help="csv (default), annotations (MNE .fif annotations for MNE's browser / EDF+ export) or "
+        "bids (events.tsv)")] = "csv",
 ) -> None:
     """Per-window class probabilities for a recording, with the preprocessing the model was trained with."""
-    from neuript.inference.predict import predict_file
+    from neuript.inference.predict import predict_file, summarise
 
-    path = predict_file(file, model, out=out, stride_s=stride, allow_missing=allow_missing,
-                        rename=_parse_rename(rename), device=device, precision=precision)
+    path, table = predict_file(file, model, out=out, stride_s=stride, allow_missing=allow_missing,
+                               rename=_parse_rename(rename), device=device, precision=precision, fmt=format,
+                               return_table=True)
+    console.print(f"{file}: {summarise(table)}", highlight=False)
     console.print(f"[green]predictions[/]: {path}")
 
 

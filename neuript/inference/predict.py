@@ -16,7 +16,7 @@ import torch
 from neuript.runtime import autocast, check_positive, check_precision, resolve_device
 
 __all__ = ["probabilities", "predict_dataset", "run_windows", "predict", "embed", "predict_file", "embed_file",
-           "model_metadata", "default_output"]
+           "model_metadata", "default_output", "write_predictions", "summarise", "FORMATS"]
 
 
 def probabilities(logits: torch.Tensor) -> torch.Tensor:
@@ -199,25 +199,82 @@ def _check_out(out: Path, file) -> None:
         raise ValueError(f"--out {out} is the input recording itself; choose another output path")
 
 
+#: ``--format`` of ``neuript predict`` → default output suffix
+FORMATS = {"csv": ".predictions.csv", "annotations": ".predictions_annot.fif", "bids": "_events.tsv"}
+
+
+def _bids_events_name(file) -> Path:
+    """``sub-01_task-rest_eeg.edf`` → ``sub-01_task-rest_events.tsv`` (BIDS); other names get ``_events.tsv``."""
+    f = Path(file)
+    stem = f.stem[: -len("_eeg")] if f.stem.endswith("_eeg") else f.stem
+    return f.with_name(stem + "_events.tsv")
+
+
+def write_predictions(table, out: Path, fmt: str) -> Path:
+    """Write a :func:`predict` table as CSV, as MNE annotations (``.fif``; one per window, described by the
+    predicted class, openable in MNE's browser and exportable to EDF+) or as a BIDS ``events.tsv``."""
+    from neuript._atomic import atomic_path
+
+    if fmt == "csv":
+        with atomic_path(out) as tmp:
+            table.to_csv(tmp, index=False, float_format="%.6g")
+    elif fmt == "annotations":
+        import mne
+
+        ann = mne.Annotations(onset=table["start_s"].to_numpy(), duration=(table["end_s"] - table["start_s"]).to_numpy(),
+                              description=[f"neuript/{p}" + ("" if q == "ok" else f"/{q}")
+                                           for p, q in zip(table["predicted"], table["quality"])])
+        with atomic_path(out) as tmp:
+            real = tmp.with_name(tmp.name + "_annot.fif")  # MNE insists on the -annot.fif / _annot.fif ending
+            ann.save(real, overwrite=True, verbose="error")
+            os.replace(real, tmp)
+    elif fmt == "bids":
+        probs = [c for c in table.columns if c.startswith("prob_")]
+        ev = table[["start_s"]].rename(columns={"start_s": "onset"})
+        ev["duration"] = table["end_s"] - table["start_s"]
+        ev["trial_type"] = table["predicted"]
+        for c in probs:
+            ev[c] = table[c]
+        ev["quality"] = table["quality"]
+        with atomic_path(out) as tmp:
+            ev.to_csv(tmp, sep="\t", index=False, float_format="%.6g", na_rep="n/a")
+    else:
+        raise ValueError(f"--format must be one of {', '.join(FORMATS)}; got {fmt!r}")
+    return out
+
+
+def summarise(table) -> str:
+    """One line per recording: windows, share of each predicted class, flagged windows."""
+    n = len(table)
+    shares = table["predicted"].value_counts(normalize=True)
+    flagged = int((table["quality"] != "ok").sum())
+    interp = table["interpolated"].iloc[0] if n and "interpolated" in table else ""
+    return (f"{n} windows; predicted " + ", ".join(f"{k} {100 * v:.0f} %" for k, v in shares.items())
+            + f"; {flagged} flagged" + (f"; interpolated {interp}" if interp else ""))
+
+
 def predict_file(file, model_path, *, out=None, stride_s: float | None = None, allow_missing: bool = False,
                  rename: dict[str, str] | None = None, device: str = "auto", batch_size: int = 64,
-                 precision: str = "fp32") -> Path:
-    """:func:`predict` on a recording file, written as CSV (atomically) to ``out`` (default: beside the input,
-    ``<stem>.predictions.csv``).
+                 precision: str = "fp32", fmt: str = "csv", return_table: bool = False):
+    """:func:`predict` on a recording file, written (atomically) to ``out`` — default beside the input:
+    ``<stem>.predictions.csv``, ``<stem>.predictions_annot.fif`` (``fmt="annotations"``: MNE annotations) or
+    the BIDS ``<stem>_events.tsv`` (``fmt="bids"``). Returns the path (and the table with ``return_table``).
 
     ``precision="bf16"`` runs the model under bfloat16 autocast: on CPUs with bf16 matrix units and on GPUs
     several times faster for large models, with probabilities that differ from fp32 by rounding (measured: up to
     8e-4 for ``neuript_tiny`` on an EEGMAT recording, where 3 % of the windows, all near 0.5, changed class).
     """
-    from neuript._atomic import atomic_path
-
-    out = Path(out) if out is not None else default_output(file, ".predictions.csv")
+    if fmt not in FORMATS:
+        raise ValueError(f"--format must be one of {', '.join(FORMATS)}; got {fmt!r}")
+    if out is not None:
+        out = Path(out)
+    else:
+        out = _bids_events_name(file) if fmt == "bids" else default_output(file, FORMATS[fmt])
     _check_out(out, file)
     table = predict(model_path, file, stride_s=stride_s, allow_missing=allow_missing, rename=rename, device=device,
                     batch_size=batch_size, precision=precision)
-    with atomic_path(out) as tmp:
-        table.to_csv(tmp, index=False, float_format="%.6g")
-    return out
+    write_predictions(table, out, fmt)
+    return (out, table) if return_table else out
 
 
 def embed_file(file, model_path, *, out=None, stride_s: float | None = None, allow_missing: bool = False,

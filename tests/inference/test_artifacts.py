@@ -208,3 +208,21 @@ def test_model_trained_with_alignment_aligns_a_new_recording_with_its_own_window
     assert len(aligned) == len(plain) and not np.allclose(aligned["prob_task"], plain["prob_task"])
     w = np.random.default_rng(0).standard_normal((6, 3, 64)) * 50
     np.testing.assert_allclose(input_alignment(model.metadata)(w), align_windows(w, ["r"] * 6, "channel"))
+
+
+def test_predict_writes_mne_annotations_and_bids_events(finetuned, tmp_path):
+    rec = tmp_path / "sub-28_task-rest_eeg.edf"
+    shutil.copy(SAMPLE / "Subject28_1.edf", rec)
+    res = _cli("predict", rec, "--model", finetuned, "--format", "annotations")
+    assert res.exit_code == 0, res.output
+    assert "windows; predicted" in res.output and "flagged" in res.output  # the per-recording summary
+    ann = mne.read_annotations(tmp_path / "sub-28_task-rest_eeg.predictions_annot.fif")
+    table = predict(finetuned, rec)
+    assert len(ann) == len(table) and all(d.startswith("neuript/") for d in ann.description)
+    np.testing.assert_allclose(ann.onset, table["start_s"])
+    raw = mne.io.read_raw_edf(rec, verbose="error").set_annotations(ann)  # shows in MNE's browser
+    assert len(raw.annotations) == len(table)
+    assert _cli("predict", rec, "--model", finetuned, "--format", "bids").exit_code == 0
+    ev = pd.read_csv(tmp_path / "sub-28_task-rest_events.tsv", sep="\t")
+    assert list(ev.columns[:3]) == ["onset", "duration", "trial_type"] and len(ev) == len(table)
+    assert set(ev["trial_type"]) <= {"rest", "task"}
