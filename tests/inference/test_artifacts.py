@@ -181,11 +181,11 @@ def test_hub_round_trip_offline(tmp_path, monkeypatch):
 
 
 # ---------------------------------------------------------------------------------------------- README
-def test_readme_python_snippet_runs_as_written(tmp_path, monkeypatch):
+def test_readme_python_snippet_runs_as_written(tmp_path, monkeypatch, shared_data):
     text = (REPO / "README.md").read_text()
     blocks = re.findall(r"```python\n(.*?)```", text, flags=re.S)
     snippet = next(b for b in blocks if "from neuript.inference import predict" in b)
-    shutil.copy(REPO.parent / "shared" / "data" / "eegmat" / "Subject00_1.edf", tmp_path / "Subject00_1.edf")
+    shutil.copy(shared_data / "eegmat" / "Subject00_1.edf", tmp_path / "Subject00_1.edf")
     monkeypatch.chdir(tmp_path)
     scope: dict = {}
     with warnings.catch_warnings():
