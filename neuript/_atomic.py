@@ -33,6 +33,12 @@ __all__ = ["FSYNC", "atomic_write", "atomic_write_text", "atomic_write_json", "a
 FSYNC = os.environ.get("NEURIPT_FSYNC", "0").lower() not in ("0", "", "false", "no")
 
 
+def _unwritable(path: Path, err: OSError) -> OSError:
+    kind = "the disk is full" if getattr(err, "errno", None) == 28 else (err.strerror or str(err))
+    return type(err)(err.errno, f"cannot write {path}: {kind}. Choose a writable location (e.g. --out DIR); "
+                                "nothing was written and earlier outputs are unchanged")
+
+
 @contextlib.contextmanager
 def atomic_path(path: str | os.PathLike, *, mode: int = 0o644) -> Iterator[Path]:
     """Yield a temporary path beside ``path``; on success it replaces ``path``, on error it is removed.
@@ -40,8 +46,11 @@ def atomic_path(path: str | os.PathLike, *, mode: int = 0o644) -> Iterator[Path]
     For writers that want a file name rather than a file object (``safetensors.save_file``, ``savefig``).
     """
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    except OSError as e:  # read-only or full location: say which output, not which temporary name
+        raise _unwritable(path, e) from None
     os.close(fd)
     try:
         yield Path(tmp)

@@ -187,9 +187,13 @@ def embed(model, data, *, stride_s: float | None = None, allow_missing: bool = F
 
 def default_output(file, suffix: str) -> Path:
     """``rec.v1.edf`` → ``rec.v1<suffix>`` beside the input (the whole stem is kept, so ``rec.v2.edf`` cannot
-    overwrite it)."""
+    overwrite it). When the input's folder is not writable (an archive, a read-only mount) the output goes to
+    the current directory instead, under the same name."""
     f = Path(file)
-    return f.with_name(f.stem + suffix)
+    out = f.with_name(f.stem + suffix)
+    if f.parent.exists() and not os.access(f.parent, os.W_OK):
+        out = Path.cwd() / out.name
+    return out
 
 
 def _check_out(out: Path, file) -> None:

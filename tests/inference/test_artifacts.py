@@ -226,3 +226,34 @@ def test_predict_writes_mne_annotations_and_bids_events(finetuned, tmp_path):
     ev = pd.read_csv(tmp_path / "sub-28_task-rest_events.tsv", sep="\t")
     assert list(ev.columns[:3]) == ["onset", "duration", "trial_type"] and len(ev) == len(table)
     assert set(ev["trial_type"]) <= {"rest", "task"}
+
+
+def test_unwritable_output_names_the_path_and_leaves_nothing(tmp_path, monkeypatch):
+    """A read-only or full location (simulated: this suite may run as root, for whom permissions do not apply)."""
+    import errno
+    import os
+    import tempfile
+
+    from neuript._atomic import atomic_path
+    from neuript.inference.predict import default_output
+
+    folder = tmp_path / "archive"
+    folder.mkdir()
+    (folder / "rec.edf").write_bytes(b"x")
+    (folder / "out.csv").write_text("earlier output")
+
+    def full(*args, **kwargs):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(tempfile, "mkstemp", full)
+    with pytest.raises(OSError, match=r"cannot write .*archive/out.csv: the disk is full.*nothing was written"):
+        with atomic_path(folder / "out.csv") as tmp:
+            tmp.write_text("never")
+    assert sorted(p.name for p in folder.iterdir()) == ["out.csv", "rec.edf"]
+    assert (folder / "out.csv").read_text() == "earlier output"
+    monkeypatch.undo()
+    real_access = os.access
+    monkeypatch.setattr(os, "access", lambda p, mode: False if Path(p) == folder else real_access(p, mode))
+    assert default_output(folder / "rec.edf", ".predictions.csv") == Path.cwd() / "rec.predictions.csv"
+    monkeypatch.undo()
+    assert default_output(folder / "rec.edf", ".predictions.csv") == folder / "rec.predictions.csv"
