@@ -17,10 +17,10 @@ import pandas as pd
 import torch
 
 from neuript.data.recording import ModelInput
-from neuript.model.io import is_artifact, locate_artifact
+from neuript.model.io import DEFAULT_INPUT_TRANSFORM, is_artifact, locate_artifact
 from neuript.runtime import fingerprint
 
-__all__ = ["load_classifier", "load_pretrained", "save_model", "resolve_model_dir", "is_saved_model",
+__all__ = ["load_classifier", "load_pretrained", "save_model", "is_saved_model",
            "model_input", "input_transform", "input_alignment", "store_fingerprint"]
 
 
@@ -36,12 +36,6 @@ def store_fingerprint(path: str | os.PathLike) -> str:
 def is_saved_model(directory: str | os.PathLike) -> bool:
     """Whether ``directory`` is a finished model artifact (weights, config and ``neuript.json``)."""
     return is_artifact(directory) and (Path(directory) / "neuript.json").is_file()
-
-
-def resolve_model_dir(path: str | os.PathLike) -> Path:
-    """The model directory of ``path``: an artifact, a run directory (``model/`` or ``seed<k>/model``) or a
-    Hugging Face Hub id."""
-    return locate_artifact(path)
 
 
 def save_model(model: torch.nn.Module, directory: str | os.PathLike, **metadata) -> Path:
@@ -69,12 +63,13 @@ def load_classifier(path: str | os.PathLike, *, device: torch.device | str = "cp
     return model, model.metadata
 
 
-def load_pretrained(path: str | os.PathLike):
-    """The :class:`~neuript.model.NeurIPTPretrain` of a pretraining run (its directory or its ``model/``)."""
+def load_pretrained(path: str | os.PathLike, **overrides):
+    """The :class:`~neuript.model.NeurIPTPretrain` of a pretraining run (its directory or its ``model/``);
+    ``overrides`` replace config entries (as for ``from_pretrained``)."""
     from neuript.model import NeurIPTPretrain
 
     try:
-        return NeurIPTPretrain.from_pretrained(path)
+        return NeurIPTPretrain.from_pretrained(path, **overrides)
     except FileNotFoundError as e:
         raise FileNotFoundError(f"{e}. Point --pretrained at the run directory written by `neuript pretrain`.") \
             from None
@@ -115,10 +110,10 @@ def input_transform(meta: dict[str, Any]):
     """The function from µV windows to model input recorded in the artifact (A-law with its constant)."""
     from neuript.data.preprocess import alaw
 
-    t = meta.get("input_transform") or {"name": "alaw", "A": 0.25}
+    t = meta.get("input_transform") or DEFAULT_INPUT_TRANSFORM
     name = t.get("name", "alaw") if isinstance(t, dict) else str(t)
     if name == "alaw":
-        a = float(t.get("A", 0.25)) if isinstance(t, dict) else 0.25
+        a = float(t.get("A", DEFAULT_INPUT_TRANSFORM["A"])) if isinstance(t, dict) else DEFAULT_INPUT_TRANSFORM["A"]
         return lambda x: alaw(x, A=a)
     if name in ("none", "identity", None):
         return lambda x: x

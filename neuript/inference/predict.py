@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Any, Callable
+from typing import Callable
 
 import numpy as np
 import torch
@@ -16,7 +16,7 @@ import torch
 from neuript.runtime import autocast, check_positive, check_precision, resolve_device
 
 __all__ = ["probabilities", "predict_dataset", "run_windows", "predict", "embed", "predict_file", "embed_file",
-           "model_metadata", "default_output", "write_predictions", "summarise", "FORMATS"]
+           "default_output", "write_predictions", "summarise", "FORMATS"]
 
 
 def probabilities(logits: torch.Tensor) -> torch.Tensor:
@@ -30,7 +30,7 @@ def probabilities(logits: torch.Tensor) -> torch.Tensor:
 
 @torch.no_grad()
 def predict_dataset(model, dataset, *, batch_size: int = 64, device: torch.device | str = "cpu",
-                    precision: str = "fp32"):
+                    precision: str = "fp32", return_logits: bool = False):
     """Predict every window of a :class:`neuript.data.loader.WindowDataset`.
 
     Returns
@@ -38,6 +38,7 @@ def predict_dataset(model, dataset, *, batch_size: int = 64, device: torch.devic
     probs : ndarray (n, n_classes)
     labels : ndarray (n,)
     index : ndarray (n,)  dataset indices, in the order of ``probs``
+    logits : ndarray (n, n_outputs)  the raw logits, only with ``return_logits``
     """
     from neuript.data.loader import make_loader
 
@@ -45,30 +46,20 @@ def predict_dataset(model, dataset, *, batch_size: int = 64, device: torch.devic
     was_training = model.training
     model.eval()
     loader = make_loader(dataset, batch_size=batch_size, shuffle=False, seed=0, num_workers=0)
-    probs, labels, index = [], [], []
+    probs, labels, index, raw = [], [], [], []
     for batch in loader:
         with autocast(device, precision):
-            logits = model(batch["x"].to(device))
+            logits = model(batch["x"].to(device)).float()
         probs.append(probabilities(logits).cpu().numpy())
+        raw.append(logits.cpu().numpy())
         labels.append(batch["label"].numpy())
         index.append(batch["index"].numpy())
     model.train(was_training)
     if not probs:
-        return np.zeros((0, 2)), np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.int64)
-    return np.concatenate(probs), np.concatenate(labels), np.concatenate(index)
-
-
-def model_metadata(model) -> dict[str, Any]:
-    """The artifact metadata of an in-memory model (what ``save_pretrained`` would write)."""
-    from neuript.model.io import DEFAULT_INPUT_TRANSFORM, artifact_fields
-
-    meta: dict[str, Any] = {"input_transform": dict(DEFAULT_INPUT_TRANSFORM), "preprocessing": None,
-                            "label_names": None}
-    meta.update({k: v for k, v in (getattr(model, "metadata", None) or {}).items() if v is not None})
-    for key, value in artifact_fields(model).items():
-        if meta.get(key) is None:
-            meta[key] = value
-    return meta
+        out = (np.zeros((0, 2)), np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.int64))
+        return out + (np.zeros((0, 1), dtype=np.float32),) if return_logits else out
+    out = (np.concatenate(probs), np.concatenate(labels), np.concatenate(index))
+    return out + (np.concatenate(raw),) if return_logits else out
 
 
 @torch.no_grad()
@@ -98,7 +89,9 @@ def _as_model(model, device):
         model, _ = load_classifier(model, device=device)
     else:
         model = model.to(device)
-    return model, model_metadata(model)
+    from neuript.model.io import artifact_metadata
+
+    return model, artifact_metadata(model)
 
 
 def _windows(model_meta, data, *, stride_s, allow_missing, rename, source=None):

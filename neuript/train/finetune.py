@@ -172,11 +172,6 @@ def _predicted_class(logits: torch.Tensor) -> np.ndarray:
     return (logits[:, 0] > 0).long().numpy() if logits.shape[1] == 1 else logits.argmax(1).numpy()
 
 
-def _logits_from_probs(probs: np.ndarray, n_outputs: int) -> torch.Tensor:
-    """Raw logits back from class probabilities (exact for sigmoid; softmax logits up to a constant)."""
-    p = torch.as_tensor(np.clip(probs, 1e-7, 1.0), dtype=torch.float32)
-    return (p[:, 1:].log() - p[:, :1].log()) if n_outputs == 1 else p.log()
-
 
 class BalancedLoss(torch.nn.Module):
     """The balanced fine-tuning loss (spec §5): logit adjustment by the class prior, with label smoothing.
@@ -374,12 +369,13 @@ def _train_one_seed(cfg: FinetuneConfig, seed: int, data: FinetuneData, device: 
             train_pred.append(_predicted_class(logits))
             train_true.append(y.cpu().numpy())
             progress.update(x.shape[0], loss=losses[-1])
-        val_probs, val_labels, _ = predict_dataset(model, data.val, batch_size=cfg.batch_size, device=device,
-                                                   precision=cfg.precision)
+        val_probs, val_labels, _, val_logits = predict_dataset(model, data.val, batch_size=cfg.batch_size,
+                                                               device=device, precision=cfg.precision,
+                                                               return_logits=True)
         val_metrics = compute_metrics(val_labels, val_probs, n_classes=data.n_classes)
         score = val_metrics["balanced_accuracy"]
         with torch.no_grad():
-            val_loss = float(loss_fn(_logits_from_probs(val_probs, data.n_outputs).to(device),
+            val_loss = float(loss_fn(torch.from_numpy(val_logits).to(device),
                                      torch.as_tensor(val_labels, device=device)))
         train_bacc = (float(balanced_accuracy_score(np.concatenate(train_true), np.concatenate(train_pred)))
                       if train_true else math.nan)

@@ -294,13 +294,7 @@ def pretrain(cfg: PretrainConfig, *, resume: bool = False, stop_after_steps: int
         if fixed:
             raise ValueError(f"--init {cfg.init}: the model's shape comes from that run; --model-set {sorted(fixed)} "
                              "cannot change it (only dropout-like settings can)")
-        model = load_pretrained(cfg.init)
-        for key, value in cfg.model_overrides.items():
-            if key in ("token_prob", "random_prob"):
-                setattr(model, key, value)
-        if "grad_checkpointing" in cfg.model_overrides:
-            model.set_grad_checkpointing(bool(cfg.model_overrides["grad_checkpointing"]))
-        model = model.to(ctx.device)
+        model = load_pretrained(cfg.init, **cfg.model_overrides).to(ctx.device)
     else:
         model = build_preset(cfg.preset, pretrain=True, **cfg.model_overrides).to(ctx.device)
     model.train()

@@ -257,3 +257,12 @@ def test_unwritable_output_names_the_path_and_leaves_nothing(tmp_path, monkeypat
     assert default_output(folder / "rec.edf", ".predictions.csv") == Path.cwd() / "rec.predictions.csv"
     monkeypatch.undo()
     assert default_output(folder / "rec.edf", ".predictions.csv") == folder / "rec.predictions.csv"
+
+
+def test_streaming_refuses_a_model_that_needs_whole_recording_alignment(finetuned, tmp_path):
+    from neuript.inference import StreamingPredictor
+
+    model, _ = load_classifier(finetuned)
+    model.metadata["input_transform"] = {"name": "alaw", "A": 0.25, "align": "channel", "align_by": "subject"}
+    with pytest.raises(ValueError, match="trained with --align channel"):
+        StreamingPredictor(model, ch_names=["Fp1"], sfreq=500.0)
