@@ -474,13 +474,8 @@ REFERENCE_GROUPS: dict[Any, dict[str, list[list[int]]]] = {
 
 def _reference_montage(names: Sequence[str]) -> Any:
     """The :data:`REFERENCE_GROUPS` key of a channel list, or None."""
-    canon = []
-    for n in names:
-        spec = parse_channel(n)
-        canon.append("-".join(spec.electrodes) if spec.electrodes else n)
-    canon_t = tuple(canon)
-    tcp = tuple("-".join(parse_channel(n).electrodes) for n in TCP_BIPOLAR)
-    if canon_t == tcp:
+    canon_t = tuple(parse_channel(n).canonical or n for n in names)
+    if canon_t == tuple(parse_channel(n).canonical for n in TCP_BIPOLAR):
         return "tcp20"
     if canon_t == SEED_V_17:
         return "seed_v17"

@@ -1,5 +1,5 @@
-"""Small helpers shared by every layer above the model: devices, autocast and precision, seeding, provenance
-(versions, fingerprints, timestamps) and the one style of option validation.
+"""Small helpers shared by the layers (data, training, inference, CLI): devices, autocast and precision, seeding,
+provenance (versions, fingerprints, timestamps) and the one style of option validation.
 
 Nothing here imports another neuript module, so data, model, training, inference and the CLI can all use it.
 """

@@ -67,10 +67,10 @@ def main() -> None:
         from rich.console import Console
 
         console = Console(stderr=True)
-        user = isinstance(err, _user_errors()) and not isinstance(err, (KeyError, IndexError, AttributeError,
-                                                                          TypeError, ModuleNotFoundError))
-        if isinstance(err, ModuleNotFoundError) and err.name and not err.name.startswith("neuript"):
-            user = True  # a missing optional dependency: the message says what to install
+        if isinstance(err, ModuleNotFoundError):  # a missing optional dependency, not a missing neuript module
+            user = bool(err.name) and not err.name.startswith("neuript")
+        else:
+            user = isinstance(err, _user_errors())
         if os.environ.get("NEURIPT_DEBUG") or not user:
             if not user:
                 console.print("[bold red]internal error[/] (a bug in neuript, not in your input): please report it "

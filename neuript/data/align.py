@@ -25,7 +25,7 @@ from typing import Sequence
 
 import numpy as np
 
-__all__ = ["ALIGNMENTS", "ALIGN_BY", "fit_group_transforms", "apply_group_transforms", "align_windows"]
+__all__ = ["ALIGNMENTS", "ALIGN_BY", "fit_transform", "fit_group_transforms", "apply_group_transforms", "align_windows"]
 
 ALIGNMENTS = ("none", "channel", "euclidean")
 ALIGN_BY = ("subject", "recording")
@@ -37,8 +37,9 @@ def _inv_sqrtm(r: np.ndarray) -> np.ndarray:
     return (v * w ** -0.5) @ v.T
 
 
-def _fit_one(x: np.ndarray, method: str) -> tuple[np.ndarray, np.ndarray]:
-    """(offset (C, 1), matrix (C, C)) such that the aligned window is ``matrix @ (x - offset)``."""
+def fit_transform(x: np.ndarray, method: str) -> tuple[np.ndarray, np.ndarray]:
+    """The transform of one group's windows ``x`` (n, C, T): (offset (C, 1), matrix (C, C)) such that the
+    aligned window is ``matrix @ (x - offset)``."""
     c = x.shape[1]
     flat = np.moveaxis(x, 1, 0).reshape(c, -1).astype(np.float64)
     mean = flat.mean(axis=1, keepdims=True)
@@ -57,7 +58,7 @@ def _fit_one(x: np.ndarray, method: str) -> tuple[np.ndarray, np.ndarray]:
 def fit_group_transforms(windows: np.ndarray, groups: Sequence[str], method: str) -> dict[str, tuple]:
     """One transform per group, from that group's windows (n, C, T) µV; ``groups`` labels every window."""
     groups = np.asarray(groups).astype(str)
-    return {g: _fit_one(windows[groups == g], method) for g in np.unique(groups)}
+    return {g: fit_transform(windows[groups == g], method) for g in np.unique(groups)}
 
 
 def apply_group_transforms(windows: np.ndarray, groups: Sequence[str], transforms: dict[str, tuple], *,

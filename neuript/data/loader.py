@@ -84,11 +84,10 @@ class WindowDataset(torch.utils.data.Dataset):
         self.montage = np.concatenate(montages).astype(object) if montages else np.empty(0, object)
         self.labels = np.concatenate(labels).astype(np.int64)
         from neuript.data.align import ALIGN_BY, ALIGNMENTS
+        from neuript.runtime import check_choice
 
-        if align not in ALIGNMENTS:
-            raise ValueError(f"--align must be one of {', '.join(ALIGNMENTS)}; got {align!r}")
-        if align_by not in ALIGN_BY:
-            raise ValueError(f"--align-by must be one of {', '.join(ALIGN_BY)}; got {align_by!r}")
+        check_choice("align", align, ALIGNMENTS)
+        check_choice("align_by", align_by, ALIGN_BY)
         self.align, self.align_by, self.align_scale_uv = align, align_by, float(align_scale_uv)
         self._align_group = None
         self._align_transforms: dict[str, tuple] = {}
@@ -105,7 +104,7 @@ class WindowDataset(torch.utils.data.Dataset):
 
     def _fit_alignment(self) -> None:
         """One transform per (store, subject or recording, montage), from this dataset's windows of it."""
-        from neuript.data.align import fit_group_transforms
+        from neuript.data.align import fit_transform
 
         w = self.windows
         col = w["subject"] if self.align_by == "subject" else w["recording"]
@@ -115,7 +114,7 @@ class WindowDataset(torch.utils.data.Dataset):
         for key in np.unique(keys):
             sel = np.flatnonzero(keys == key)
             x = self.stores[int(self._store[sel[0]])].read(self._local[sel])
-            self._align_transforms.update(fit_group_transforms(x, [key] * len(sel), self.align))
+            self._align_transforms[key] = fit_transform(x, self.align)
 
     @property
     def windows(self):

@@ -10,7 +10,7 @@ by the same code. The data layer knows nothing of models: it gets the channel na
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Sequence
+from typing import Sequence
 
 import numpy as np
 
@@ -108,8 +108,10 @@ def model_channels(raw, spec: ModelInput, *, rename: dict[str, str] | None = Non
     interpolated : list of str
         Electrodes the recording lacked, interpolated from their neighbours (only with ``allow_missing``).
     """
+    from neuript.electrodes import parse_channel
+
     src = source or _source(raw)
-    want = list(spec.ch_names)
+    want = list(spec.ch_names)  # compared by electrode: "EEG T3" is "T7", "FP1-F7" is "Fp1-F7"
     needed = needed_electrodes(want)
     present = _present_electrodes(raw, rename)
     missing = [e for e in needed if e not in present]
@@ -126,22 +128,13 @@ def model_channels(raw, spec: ModelInput, *, rename: dict[str, str] | None = Non
         raw, interpolated = _interpolate_missing(raw, needed, rename)
         rename = None
     data, ch_names, _, sfreq = preprocess_raw(raw, spec.preprocessing, rename=rename)
-    got, wanted = [_canonical(c) for c in ch_names], [_canonical(c) for c in want]
+    got, wanted = [parse_channel(c).canonical or c for c in ch_names], [parse_channel(c).canonical or c for c in want]
     if got != wanted:
         if sorted(got) != sorted(wanted):
             raise ValueError(f"{src}: preprocessing gave channels {list(ch_names)}, the model expects {want}")
         data = data[[got.index(c) for c in wanted]]
     return data, float(sfreq), interpolated
 
-
-def _canonical(name: str) -> str:
-    """``"EEG T3"`` → ``"T7"``, ``"FP1-F7"`` → ``"Fp1-F7"``: channel names compared by electrode."""
-    from neuript.electrodes import parse_channel
-
-    spec = parse_channel(name)
-    if spec.kind in ("eeg", "bipolar") and spec.electrodes and getattr(spec, "known", True):
-        return "-".join(spec.electrodes)
-    return name
 
 
 def window_quality(windows: np.ndarray, pp: PreprocessConfig) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -240,9 +233,3 @@ def _epochs_windows(epochs, spec: ModelInput, *, stride_s, rename, allow_missing
         quality=np.concatenate([p.quality for p in parts]), interpolated=first.interpolated,
         epoch=np.concatenate(epoch_of),
     )
-
-
-def describe(rw: RecordingWindows) -> dict[str, Any]:
-    """A one-line summary of the windows' quality flags (for the CLI's per-recording summary)."""
-    flags, counts = np.unique(rw.quality.astype(str), return_counts=True)
-    return {"windows": int(len(rw.windows)), "flags": dict(zip(flags.tolist(), counts.tolist()))}

@@ -14,6 +14,7 @@ import pandas as pd
 from neuript._atomic import atomic_path
 from neuript.inference.artifacts import is_saved_model, load_classifier
 from neuript.inference.predict import predict_dataset
+from neuript.model.io import seed_model_dirs
 from neuript.runtime import resolve_device
 
 log = logging.getLogger(__name__)
@@ -22,8 +23,7 @@ __all__ = ["evaluate_run"]
 
 
 def _seed_dirs(run: Path) -> list[Path]:
-    dirs = sorted((p for p in run.glob("seed*") if is_saved_model(p / "model")),
-                  key=lambda p: int(p.name[4:]) if p.name[4:].isdigit() else 0)
+    dirs = [d.parent for d in seed_model_dirs(run) if is_saved_model(d)]
     if not dirs:
         raise FileNotFoundError(
             f"{run} holds no fine-tuned model (expected {run}/seed<k>/model). Run `neuript finetune` first."

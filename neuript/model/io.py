@@ -34,8 +34,8 @@ from neuript._atomic import atomic_path, atomic_write_json
 
 __all__ = [
     "CheckpointMismatchError", "save_checkpoint", "load_checkpoint", "check_state_dict", "load_model",
-    "save_artifact", "read_metadata", "upgrade_metadata", "locate_artifact", "is_artifact", "push_to_hub",
-    "model_card", "chs_info_of", "artifact_fields", "ARTIFACT_FORMAT", "ARTIFACT_VERSION", "DEFAULT_INPUT_TRANSFORM",
+    "save_artifact", "seed_model_dirs", "read_metadata", "upgrade_metadata", "locate_artifact", "is_artifact", "push_to_hub",
+    "model_card", "chs_info_of", "artifact_fields", "artifact_metadata", "ARTIFACT_FORMAT", "ARTIFACT_VERSION", "DEFAULT_INPUT_TRANSFORM",
 ]
 
 WEIGHTS_NAME = "model.safetensors"
@@ -166,18 +166,29 @@ def artifact_fields(model) -> dict[str, Any]:
     }
 
 
-def save_artifact(model, directory: str | os.PathLike) -> Path:
-    """Write ``model`` as a model artifact (weights, constructor config, ``neuript.json`` from its
-    :attr:`metadata`); every file atomically. Returns the directory."""
-    directory = Path(directory)
-    meta = {"kind": None, "label_names": None, "preprocessing": None, "input_transform": dict(DEFAULT_INPUT_TRANSFORM),
-            "provenance": {}, "metrics": {}}
-    meta.update({k: v for k, v in (getattr(model, "metadata", None) or {}).items()})
+def _default_metadata() -> dict[str, Any]:
+    """``neuript.json`` of a model nobody described: no labels, no preprocessing record, the paper's A-law."""
+    return {"format": ARTIFACT_FORMAT, "format_version": ARTIFACT_VERSION, "kind": None, "label_names": None,
+            "preprocessing": None, "input_transform": dict(DEFAULT_INPUT_TRANSFORM), "provenance": {}, "metrics": {}}
+
+
+def artifact_metadata(model) -> dict[str, Any]:
+    """The ``neuript.json`` of ``model`` as :func:`save_artifact` writes it: the defaults, then its
+    :attr:`metadata` (entries that are set), then what the model itself knows (:func:`artifact_fields`)."""
+    meta = _default_metadata()
+    meta.update({k: v for k, v in (getattr(model, "metadata", None) or {}).items() if v is not None})
     meta.update(artifact_fields(model))
     if meta.get("label_names") is not None:
         meta["label_names"] = {str(k): str(v) for k, v in dict(meta["label_names"]).items()}
+    return meta
+
+
+def save_artifact(model, directory: str | os.PathLike) -> Path:
+    """Write ``model`` as a model artifact (weights, constructor config, :func:`artifact_metadata` as
+    ``neuript.json``); every file atomically. Returns the directory."""
+    directory = Path(directory)
     save_checkpoint(directory, model.state_dict(), model.config)
-    atomic_write_json(directory / META_NAME, meta, sort_keys=True)
+    atomic_write_json(directory / META_NAME, artifact_metadata(model), sort_keys=True)
     return directory
 
 
@@ -219,8 +230,7 @@ def read_metadata(directory: str | os.PathLike, *, model=None) -> dict[str, Any]
             raise ValueError(f"{path} does not hold a JSON object; restore it from the run or re-export the model")
         meta = upgrade_metadata(meta)
     else:
-        meta = {"format": ARTIFACT_FORMAT, "format_version": ARTIFACT_VERSION, "input_transform":
-                dict(DEFAULT_INPUT_TRANSFORM), "preprocessing": None, "label_names": None, "provenance": {}}
+        meta = _default_metadata()
     if model is not None:
         for key, value in artifact_fields(model).items():
             if meta.get(key) is None:
@@ -234,11 +244,16 @@ def is_artifact(directory: str | os.PathLike) -> bool:
     return (d / WEIGHTS_NAME).is_file() and (d / CONFIG_NAME).is_file()
 
 
+def seed_model_dirs(run: str | os.PathLike) -> list[Path]:
+    """The ``seed<k>/model`` directories of a fine-tuning run that hold a model, by seed number."""
+    seeds = sorted((p for p in Path(run).glob("seed*") if is_artifact(p / "model")),
+                   key=lambda p: int(p.name[4:]) if p.name[4:].isdigit() else 0)
+    return [p / "model" for p in seeds]
+
+
 def _run_candidates(path: Path) -> list[Path]:
     """Model directories inside a run directory: ``model/`` (pretraining), ``seed<k>/model`` (fine-tuning)."""
-    seeds = sorted((p for p in path.glob("seed*") if is_artifact(p / "model")),
-                   key=lambda p: int(p.name[4:]) if p.name[4:].isdigit() else 0)
-    return [path / "model"] * is_artifact(path / "model") + [p / "model" for p in seeds]
+    return [path / "model"] * is_artifact(path / "model") + seed_model_dirs(path)
 
 
 def locate_artifact(path: str | os.PathLike, *, revision: str | None = None, cache_dir: str | os.PathLike | None = None,
