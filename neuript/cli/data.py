@@ -25,9 +25,27 @@ def _show_warning(message, category, filename, lineno, file=None, line=None) -> 
 
 
 def prepare(
-    recipe: str = typer.Argument(..., help="Dataset recipe: eegmat, eegmmidb, sleep_edfx."),
-    source: Path = typer.Option(..., "--source", "-s", help="Folder with the dataset's files."),
-    out: Path = typer.Option(..., "--out", "-o", help="Window store directory to create or resume."),
+    recipe: str = typer.Argument(..., help="Dataset recipe: eegmat, eegmmidb, sleep_edfx, table (your own recordings "
+                                           "listed in a CSV/TSV manifest), bids (a BIDS EEG dataset), ..."),
+    source: Optional[Path] = typer.Option(None, "--source", "-s", help="Folder with the dataset's files (table: "
+                                                                       "default the manifest's folder)."),
+    out: Optional[Path] = typer.Option(None, "--out", "-o", help="Window store directory to create or resume."),
+    manifest: Optional[Path] = typer.Option(
+        None, "--manifest", help="table: CSV/TSV file, one row per recording: path, subject[, session, split, label, "
+                                 "events]; relative paths are resolved against its folder."),
+    event_map: Optional[str] = typer.Option(
+        None, "--event-map", help="table, bids: annotation/event description -> label, e.g. 'T1=left,T2=right' "
+                                  "(other descriptions are not used)."),
+    root: Optional[Path] = typer.Option(None, "--root", help="bids: the dataset's top folder (same as --source)."),
+    task: Optional[str] = typer.Option(None, "--task", help="bids: the task to prepare (task-<NAME> in file names)."),
+    split_by: Optional[str] = typer.Option(
+        None, "--split-by", help="subject: split the recordings by subject with --seed (--val, --test fractions), "
+                                 "instead of the recipe's own split (any recipe); recorded in the store."),
+    val: Optional[float] = typer.Option(None, "--val", help="With --split-by subject: fraction of subjects in val "
+                                                            "(default 0.15)."),
+    test: Optional[float] = typer.Option(None, "--test", help="With --split-by subject: fraction of subjects in test "
+                                                              "(default 0.15)."),
+    seed: Optional[int] = typer.Option(None, "--seed", help="With --split-by subject: seed (default 0)."),
     n_jobs: int = typer.Option(1, "--n-jobs", "-j", help="Worker processes (recordings run in parallel)."),
     dtype: str = typer.Option("float16", "--dtype", help="On-disk sample type: float16 or float32."),
     montage: Optional[str] = typer.Option(None, "--montage", help="Recipe montage option (e.g. tcp, average)."),
@@ -35,8 +53,7 @@ def prepare(
     notch: Optional[str] = typer.Option(None, "--notch", help="Mains frequency: 50, 60 or none."),
     sets: Optional[List[str]] = typer.Option(
         None, "--set", help="Recipe or preprocessing option KEY=VALUE (repeatable), e.g. --set reject_uv=100, "
-                            "--set subjects=0,1,2, --set l_freq=0.5. See `neuript prepare RECIPE --source . --out . "
-                            "--list-options`."),
+                            "--set subjects=0,1,2, --set l_freq=0.5. See `neuript prepare RECIPE --list-options`."),
     list_options: bool = typer.Option(False, "--list-options", help="Print the recipe's options and exit."),
     overwrite: bool = typer.Option(False, "--overwrite", help="Rebuild a store that has other settings."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar."),
@@ -61,10 +78,24 @@ def prepare(
     for k, v in (("montage", montage), ("window_s", window_s), ("notch", notch)):
         if v is not None:
             sets_d[k] = str(v)
+    try:
+        source, split_wrap = _generic_options(recipe, cls, sets_d, source=source, manifest=manifest,
+                                              event_map=event_map, root=root, task=task, split_by=split_by, val=val,
+                                              test=test, seed=seed)
+    except typer.BadParameter as err:
+        typer.echo(f"error: {err}", err=True)
+        raise typer.Exit(2)
+    if out is None:
+        typer.echo("error: --out is required: the window store directory to create or resume", err=True)
+        raise typer.Exit(2)
     recipe_opts = {k: v for k, v in sets_d.items() if k in cls.options}
     cfg_opts = {k: v for k, v in sets_d.items() if k not in cls.options}
     try:
         r = get_recipe(recipe, **recipe_opts)
+        if split_wrap is not None:
+            from neuript.data.splits import with_subject_split
+
+            r = with_subject_split(r, **split_wrap)
         cfg = apply_config_overrides(r.config(), cfg_opts) if cfg_opts else r.config()
     except ValueError as err:
         typer.echo(f"error: {err}", err=True)
@@ -85,6 +116,57 @@ def prepare(
     typer.echo(format_info(store_info(out)))
     typer.echo(f"\nprepared {report['done']} recording(s), skipped {report['skipped']} already done, "
                f"in {report['seconds']:.1f} s")
+
+
+def _generic_options(recipe: str, cls, sets_d: dict[str, str], *, source: Path | None, manifest: Path | None,
+                     event_map: str | None, root: Path | None, task: str | None, split_by: str | None,
+                     val: float | None, test: float | None, seed: int | None) -> tuple[Path, dict | None]:
+    """Map the generic-recipe flags onto recipe options (in ``sets_d``) and the source folder.
+
+    Returns the source folder and, when ``--split-by subject`` is asked of a recipe without a ``split_by`` option,
+    the arguments of :func:`neuript.data.splits.with_subject_split` (else None). Raises ``typer.BadParameter``
+    with the one-line reason for a flag the recipe does not take.
+    """
+    from neuript.data.recipes import RECIPES
+
+    def takers(opt: str) -> str:
+        return ", ".join(sorted(n for n, c in RECIPES.items() if opt in c.options)) or "none"
+
+    for opt, value, flag in (("manifest", manifest, "--manifest"), ("event_map", event_map, "--event-map"),
+                             ("task", task, "--task")):
+        if value is None:
+            continue
+        if opt not in cls.options:
+            raise typer.BadParameter(f"{flag} is not an option of recipe {recipe!r} (recipes that take it: "
+                                     f"{takers(opt)})")
+        sets_d[opt] = str(value)
+    if root is not None:
+        if source is not None and Path(source).resolve() != Path(root).resolve():
+            raise typer.BadParameter(f"--root {root} and --source {source} disagree; give one of them")
+        source = root
+    if source is None and manifest is not None:
+        source = Path(manifest).parent  # relative paths in the manifest are resolved against its folder anyway
+    if source is None:
+        raise typer.BadParameter("--source is required: the folder with the dataset's files"
+                                 + (" (bids: --root)" if recipe == "bids" else
+                                    " (table: --manifest FILE.csv)" if recipe == "table" else ""))
+    given = {k: v for k, v in (("val", val), ("test", test), ("seed", seed)) if v is not None}
+    if split_by is None and given and cls.options.get("split_by", (None,))[0] == "subject":
+        split_by = "subject"  # the recipe splits by subject by default (bids): --val/--test/--seed tune it
+    if split_by is None:
+        if given:
+            raise typer.BadParameter(f"--{'/--'.join(given)} only apply with --split-by subject")
+        return source, None
+    if "split_by" in cls.options:  # the recipe splits by itself (table, bids): hand it the settings
+        sets_d["split_by"] = split_by
+        sets_d.update({k: str(v) for k, v in given.items()})
+        return source, None
+    if split_by != "subject":
+        raise typer.BadParameter(f"--split-by {split_by!r}: recipe {recipe!r} can only be split by 'subject'")
+    from neuript.data.splits import DEFAULT_SEED, DEFAULT_TEST, DEFAULT_VAL
+
+    return source, {"val": float(given.get("val", DEFAULT_VAL)), "test": float(given.get("test", DEFAULT_TEST)),
+                    "seed": int(given.get("seed", DEFAULT_SEED))}
 
 
 def info(

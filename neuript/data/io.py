@@ -80,8 +80,58 @@ def check_edf_header(path: str | os.PathLike) -> dict:
             f"{expected} bytes) but the file has {size} bytes (~{got:.1f} records). The copy or download was "
             "interrupted: re-download it, or remove it from the source folder.",
         )
+    with open(path, "rb") as fh:
+        fh.seek(256)
+        labels = [fh.read(16).decode("latin-1").strip() for _ in range(ns)]
+        fh.seek(256 + ns * 96)
+        units = [fh.read(8).decode("latin-1").strip() for _ in range(ns)]
     return dict(n_records=n_records, record_duration=duration, n_signals=ns, expected_bytes=expected,
-                actual_bytes=size)
+                actual_bytes=size, labels=labels, units=units)
+
+
+# Physical dimensions of a voltage, and their factor to volts. MNE's EDF/BDF reader scales µV and mV and leaves
+# everything else as read (so nV would come out 10^9 too large, and a non-voltage unit is taken for volts).
+_VOLTS = {"V": 1.0, "mV": 1e-3, "uV": 1e-6, "nV": 1e-9}
+_MNE_EDF_SCALED = {"mV", "uV"}
+
+
+def _unit_key(unit: str) -> str:
+    return unit.strip().replace("\u03bc", "u").replace("\u00b5", "u").replace("\x83\xca", "u")
+
+
+def _honour_edf_units(raw, path: Path, header: dict) -> None:
+    """Apply the EDF/BDF physical dimension of every EEG channel that MNE does not (nV), and refuse EEG
+    electrodes recorded in a unit that is not a voltage; other non-voltage channels are marked ``misc``-free
+    (dropped from the EEG) with a warning."""
+    from neuript.electrodes import parse_channel
+
+    units = {lab: u for lab, u in zip(header["labels"], header["units"]) if "annotation" not in lab.lower()}
+    types = raw.get_channel_types()
+    rescale, refuse, drop = {}, {}, {}
+    for ch, typ in zip(raw.ch_names, types):
+        if typ != "eeg" or ch not in units or units[ch] == "":
+            continue  # no unit written: MNE reads volts; the amplitude check catches a wrong scale
+        key = _unit_key(units[ch])
+        if key in _VOLTS:
+            if key not in _MNE_EDF_SCALED and key != "V":
+                rescale[ch] = _VOLTS[key]
+            continue
+        spec = parse_channel(ch)
+        (refuse if spec.kind == "eeg" and spec.known else drop)[ch] = units[ch]
+    if refuse:
+        shown = ", ".join(f"{c} ({u!r})" for c, u in list(refuse.items())[:6])
+        raise RecordingError(path, f"EEG channels with a physical unit that is not a voltage: {shown}"
+                                   f"{' ...' if len(refuse) > 6 else ''}. EEG must be in V, mV, µV or nV. If these "
+                                   "are EEG, fix the physical dimension in the file header (e.g. with EDFbrowser's "
+                                   "header editor); if not, rename them so they are not taken for electrodes.")
+    if drop:
+        warnings.warn(f"{path}: channels {sorted(drop)} have non-voltage units {sorted(set(drop.values()))}; they "
+                      "are not used as EEG", RuntimeWarning, stacklevel=3)
+        raw.set_channel_types({ch: "bio" for ch in drop}, verbose="error")
+    if rescale and not raw.preload:
+        raw.load_data(verbose="error")
+    for ch, factor in rescale.items():
+        raw.apply_function(lambda x, f=factor: x * f, picks=[ch], verbose="error")
 
 
 def read_raw(path: str | os.PathLike, *, preload: bool = True, check: bool = True):
@@ -118,8 +168,7 @@ def read_raw(path: str | os.PathLike, *, preload: bool = True, check: bool = Tru
     suffix = _suffix(path)
     if suffix not in SUPPORTED_SUFFIXES:
         raise RecordingError(path, f"unsupported file type {suffix!r}; supported: {', '.join(SUPPORTED_SUFFIXES)}")
-    if check and suffix in (".edf", ".bdf"):
-        check_edf_header(path)
+    header = check_edf_header(path) if check and suffix in (".edf", ".bdf") else None
     readers = {
         ".edf": mne.io.read_raw_edf, ".bdf": mne.io.read_raw_bdf, ".gdf": mne.io.read_raw_gdf,
         ".fif": mne.io.read_raw_fif, ".fif.gz": mne.io.read_raw_fif, ".set": mne.io.read_raw_eeglab,
@@ -141,6 +190,8 @@ def read_raw(path: str | os.PathLike, *, preload: bool = True, check: bool = Tru
                                        "(the PSG) instead; its annotations can be attached to it.")
         if raw.info["sfreq"] <= 0 or raw.n_times == 0:
             raise RecordingError(path, f"has no samples (n_times={raw.n_times}, sfreq={raw.info['sfreq']})")
+        if header is not None:
+            _honour_edf_units(raw, path, header)
         if preload:
             data = raw._data
             bad = ~np.isfinite(data).all(axis=1)

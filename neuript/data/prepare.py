@@ -23,11 +23,16 @@ import numpy as np
 import pandas as pd
 
 from neuript._atomic import atomic_write, atomic_write_text
-from neuript.data.preprocess import PreprocessConfig, REJECT_REASONS, event_windows, preprocess_raw, \
-    reject_windows, sliding_windows
-from neuript.data.store import FORMAT, VERSION, WindowStore, _json_default, montage_key
+from neuript.data.preprocess import PreprocessConfig, REJECT_REASONS, event_windows, flat_window_electrodes, \
+    preprocess_raw, reject_windows, sliding_windows
+from neuript.data.store import FORMAT, VERSION, StoreError, WindowStore, _json_default, check_shard, file_sha256, \
+    montage_key, read_shard_meta
 
 __all__ = ["prepare_store", "PrepareReport", "PrepareError", "process_recording", "store_info", "format_info"]
+
+
+#: Largest finite float16 (65504), less a margin for rounding.
+F16_MAX = 65000.0
 
 
 class PrepareError(RuntimeError):
@@ -57,10 +62,13 @@ def _interval_labels(starts_s: np.ndarray, onsets: np.ndarray, durations: np.nda
 def process_recording(rec, recipe, cfg: PreprocessConfig, shard_dir: Path, dtype: str) -> dict[str, Any]:
     """Read, preprocess, window, reject and write one recording's shard. Returns its metadata."""
     from neuript.data.io import read_raw
+    from neuript.data.recording import check_amplitude
 
     raw = read_raw(rec.path)
     events = recipe.events(raw, rec)
-    data, ch_names, positions, sfreq = preprocess_raw(raw, cfg)
+    flat: dict[str, np.ndarray] = {}
+    data, ch_names, positions, sfreq = preprocess_raw(raw, cfg, flat_out=flat)
+    check_amplitude(data, str(rec.path))
     T, stride = cfg.n_times, cfg.stride
     offset = float(getattr(raw, "first_time", 0.0) or 0.0) + cfg.crop_start_s
     if events is None:
@@ -80,10 +88,22 @@ def process_recording(rec, recipe, cfg: PreprocessConfig, shard_dir: Path, dtype
         raise ValueError(f"unknown Events.mode {events.mode!r}")
     n_total = len(starts)
     keep, reason, counts = reject_windows(wins, reject_uv=cfg.reject_uv, flat_uv=cfg.flat_uv)
+    if flat and n_total:  # dead recorded electrodes that the montage hides: rejected as "flat" too
+        dead = np.array([bool(e) for e in flat_window_electrodes(flat, starts, T)])
+        newly = dead & ((reason == "") | (reason == "amplitude"))  # "flat" ranks before "amplitude"
+        keep, reason = keep & ~dead, reason.copy()
+        reason[newly] = "flat"
+        counts = {r: int((reason == r).sum()) for r in REJECT_REASONS}
     peak = np.abs(np.where(np.isfinite(wins), wins, 0)).max(axis=(1, 2)) if n_total else np.zeros(0)
+    if dtype == "float16" and keep.any() and np.abs(wins[keep]).max() > F16_MAX:
+        ch_peak = np.abs(wins[keep]).max(axis=(0, 2))
+        worst = int(np.argmax(ch_peak))
+        raise ValueError(
+            f"{rec.path}: channel {ch_names[worst]} reaches {ch_peak[worst]:.3g} µV, beyond the range of a float16 "
+            f"store (±{F16_MAX:g}) and of scalp EEG. Check that channel's unit or gain in the file header, or "
+            "reject such windows with --set reject_uv=1000 (a kept window must stay below it); --dtype float32 "
+            "stores the values as they are.")
     wins = wins[keep].astype(dtype)
-    if dtype == "float16" and wins.size and np.abs(wins).max() > 65000:
-        raise ValueError(f"{rec.path}: amplitudes exceed the float16 range; use --dtype float32")
     mkey = montage_key(ch_names, positions)
     meta = {
         "recording": rec.recording, "path": str(rec.path), "dataset": rec.dataset, "subject": rec.subject,
@@ -98,7 +118,10 @@ def process_recording(rec, recipe, cfg: PreprocessConfig, shard_dir: Path, dtype
         "max_abs_uv": np.round(peak[keep], 3).tolist(),
     }
     shard_dir.mkdir(parents=True, exist_ok=True)
-    atomic_write(shard_dir / f"{rec.recording}.npy", lambda fh: np.save(fh, np.ascontiguousarray(wins)))
+    npy = shard_dir / f"{rec.recording}.npy"
+    atomic_write(npy, lambda fh: np.save(fh, np.ascontiguousarray(wins)))
+    # size and checksum of what was written, so a later truncation or edit is caught (store.check_shard)
+    meta["npy_bytes"], meta["npy_sha256"] = npy.stat().st_size, file_sha256(npy)
     atomic_write_text(shard_dir / f"{rec.recording}.json", json.dumps(meta, default=_json_default))
     return meta
 
@@ -140,6 +163,21 @@ def _worker(rec, recipe_name, recipe_opts, cfg_dict, shard_dir, dtype):
 # ----------------------------------------------------------------------------------------------------------
 
 
+def _shard_done(out: Path, recording: str) -> bool:
+    """Whether a recording's shard is finished and intact; a damaged one is removed (with a warning) so that
+    it is rebuilt."""
+    meta_path = out / "shards" / f"{recording}.json"
+    if not meta_path.exists():
+        return False
+    try:
+        check_shard(out, read_shard_meta(meta_path), checksum=True)
+        return True
+    except StoreError as err:
+        warnings.warn(f"rebuilding {recording}: {str(err).split('; rerun')[0]}", UserWarning, stacklevel=3)
+        meta_path.unlink()
+        return False
+
+
 class PrepareReport(dict):
     """Result of :func:`prepare_store`: ``done``, ``skipped``, ``failed`` (rec → message), ``n_windows``,
     ``rejected`` (reason → count), ``seconds``."""
@@ -147,6 +185,12 @@ class PrepareReport(dict):
 
 def _config_fingerprint(manifest: dict) -> str:
     core = {k: manifest[k] for k in ("recipe", "options", "config", "dtype")}
+    # data-dependent label codes (generic recipes) and seeded subject splits must match too, else the shards
+    # already written would carry other labels / splits than the new ones (a split read from a recording's own
+    # manifest row cannot change, so adding rows to a table still resumes)
+    core["label_names"] = {str(k): v for k, v in (manifest.get("label_names") or {}).items()}
+    splits = manifest.get("splits") or {}
+    core["splits"] = splits if splits.get("by") == "subject" else None
     return hashlib.sha1(json.dumps(core, sort_keys=True, default=_json_default).encode()).hexdigest()
 
 
@@ -205,6 +249,8 @@ def prepare_store(
         "label_names": desc["label_names"], "config": cfg.to_dict(), "dtype": dtype, "sfreq": cfg.sfreq,
         "n_times": cfg.n_times, "source": str(Path(source).resolve()), "complete": False,
     }
+    if desc.get("splits") is not None:  # how the splits were made and which subjects are in each (data/splits.py)
+        manifest["splits"] = desc["splits"]
     mpath = out / "manifest.json"
     if mpath.exists():
         old = json.loads(mpath.read_text())
@@ -212,7 +258,8 @@ def prepare_store(
             if not overwrite:
                 raise FileExistsError(
                     f"{out} holds a store built with other settings (recipe {old.get('recipe')}, options "
-                    f"{old.get('options')}, dtype {old.get('dtype')}). Use another --out, or --overwrite to rebuild.")
+                    f"{old.get('options')}, dtype {old.get('dtype')}; or other label names or subject splits, "
+                    "e.g. after recordings were added). Use another --out, or --overwrite to rebuild.")
             shutil.rmtree(out)
     elif out.exists() and any(out.iterdir()) and not overwrite:
         raise FileExistsError(f"{out} exists, is not empty and is not a window store; choose another --out")
@@ -225,7 +272,7 @@ def prepare_store(
         warnings.warn(f"{out} holds {len(stale)} recording(s) that the recipe no longer lists under {source} "
                       f"(e.g. {stale[:3]}); they stay in the store. Delete shards/<name>.npy/.json or use "
                       "--overwrite to drop them.", UserWarning, stacklevel=2)
-    todo = [r for r in recs if not (shard_dir / f"{r.recording}.json").exists()]
+    todo = [r for r in recs if not _shard_done(out, r.recording)]
     skipped = len(recs) - len(todo)
     failed: dict[str, str] = {}
     done: dict[str, dict] = {}
@@ -308,7 +355,7 @@ def store_info(path: str | os.PathLike) -> dict[str, Any]:
         "n_times": st.n_times, "window_s": st.n_times / st.sfreq, "recordings": len(st.recordings),
         "windows": len(st), "hours": len(st) * st.n_times / st.sfreq / 3600, "splits": per_split,
         "montages": montages, "rejected": st.rejected_counts(), "rejected_by_class": rej_by_label,
-        "failed": st.failed(),
+        "failed": st.failed(), "split_rule": st.manifest.get("splits"),
         "disk_mb": sum(f.stat().st_size for f in (st.path / "shards").glob("*.npy")) / 1e6,
     }
 
@@ -325,6 +372,11 @@ def format_info(info: dict[str, Any]) -> str:
         cls = ", ".join(f"{k}={v}" for k, v in d["classes"].items())
         lines.append(f"  {split:<9} {d['windows']:>7} windows  {d['recordings']:>5} recordings  "
                      f"{d['subjects']:>4} subjects  [{cls}]")
+    rule = info.get("split_rule")
+    if rule:
+        how = ", ".join(f"{k} {v}" for k, v in rule.items() if k not in ("by", "subjects"))
+        lines.append(f"  split by {rule['by']}{f' ({how})' if how else ''}: " + "; ".join(
+            f"{k} {', '.join(v[:6])}{' ...' if len(v) > 6 else ''}" for k, v in rule.get("subjects", {}).items()))
     lines.append("montages:")
     for key, d in info["montages"].items():
         chs = ", ".join(d["channels"][:8]) + (" ..." if d["n_channels"] > 8 else "")

@@ -176,7 +176,33 @@ def tcp_montage(data: np.ndarray, ch_names: Sequence[str], *, pairs: Sequence[st
     return out
 
 
-def preprocess_raw(raw, config: PreprocessConfig | None = None, *, rename: dict[str, str] | None = None):
+def monopolar_flat(data_uv: np.ndarray, *, sfreq: float, flat_uv: float, segment_s: float = 1.0) -> np.ndarray:
+    """(C, N) bool: samples lying in a ``segment_s`` segment where the channel's peak-to-peak is below
+    ``flat_uv`` (a dead or disconnected electrode). Run on the recorded channels, before any re-reference: a flat
+    Fp1 in ``Fp1-F7`` is the inverted F7, not flat, so after the montage it could no longer be seen."""
+    n = data_uv.shape[1]
+    seg = max(1, int(round(segment_s * sfreq)))
+    n_seg = -(-n // seg)
+    pad = np.pad(data_uv, ((0, 0), (0, n_seg * seg - n)), mode="edge").reshape(len(data_uv), n_seg, seg)
+    flat_seg = (pad.max(axis=2) - pad.min(axis=2)) < flat_uv
+    return np.repeat(flat_seg, seg, axis=1)[:, :n]
+
+
+def flat_window_electrodes(flat: dict[str, np.ndarray], starts: np.ndarray, n_times: int,
+                           min_fraction: float = 0.5) -> list[list[str]]:
+    """For each window (start sample, ``n_times`` long): the electrodes flat over at least ``min_fraction`` of it."""
+    out: list[list[str]] = [[] for _ in range(len(starts))]
+    for name, mask in flat.items():
+        csum = np.concatenate([[0], np.cumsum(mask, dtype=np.int64)])
+        stop = np.minimum(np.asarray(starts, np.int64) + n_times, len(mask))
+        frac = (csum[stop] - csum[np.asarray(starts, np.int64)]) / n_times
+        for k in np.flatnonzero(frac >= min_fraction):
+            out[k].append(name)
+    return out
+
+
+def preprocess_raw(raw, config: PreprocessConfig | None = None, *, rename: dict[str, str] | None = None,
+                   flat_out: dict | None = None):
     """Preprocess one recording (the same code path ``prepare`` uses).
 
     Steps: channel selection (non-EEG dropped, unknown names raise or are dropped with a warning), optional
@@ -188,6 +214,11 @@ def preprocess_raw(raw, config: PreprocessConfig | None = None, *, rename: dict[
         A recording, e.g. from :func:`neuript.data.io.read_raw`.
     config : PreprocessConfig, optional
         Defaults to the paper's settings.
+    flat_out : dict, optional
+        If given, filled with ``electrode -> (N,) bool`` at the output rate for every recorded (monopolar)
+        electrode that is flat somewhere (:func:`monopolar_flat` with ``config.flat_uv``; nothing when
+        ``flat_uv`` is None). Windows that lie mostly on such samples are rejected (``prepare``) or flagged
+        (``predict``) even where a bipolar or average montage hides the dead electrode.
     rename : dict, optional
         Raw channel name → electrode label, for non-standard names (``{"EEG 000": "Fp1"}``).
 
@@ -254,6 +285,11 @@ def preprocess_raw(raw, config: PreprocessConfig | None = None, *, rename: dict[
                          f"from a {duration:.1f} s recording")
     data = raw.get_data(picks=keep, start=start, stop=stop) * 1e6
     sel_names = [names[i] for i in keep]
+    flat_in = None
+    if flat_out is not None and cfg.flat_uv is not None:
+        mono = [k for k, n in enumerate(sel_names) if parse_channel(n).kind != "bipolar"]
+        flat_in = {(parse_channel(sel_names[k]).canonical or sel_names[k]): m
+                   for k, m in zip(mono, monopolar_flat(data[mono], sfreq=sfreq_in, flat_uv=cfg.flat_uv)) if m.any()}
 
     # --- reference ------------------------------------------------------------------------------------
     info_for_pos = None
@@ -298,6 +334,10 @@ def preprocess_raw(raw, config: PreprocessConfig | None = None, *, rename: dict[
     if abs(sfreq_in - cfg.sfreq) > 1e-9:
         data = resample(data, sfreq_in=sfreq_in, sfreq_out=cfg.sfreq)
     positions = channel_positions(out_names, montage=cfg.montage, info=info_for_pos)
+    if flat_in:
+        # output sample i sits at input sample i * sfreq_in / sfreq_out
+        idx = np.minimum((np.arange(data.shape[1]) * (sfreq_in / cfg.sfreq)).astype(np.int64), stop - start - 1)
+        flat_out.update({name: m[idx] for name, m in flat_in.items()})
     return data.astype(np.float32), out_names, positions, float(cfg.sfreq)
 
 

@@ -12,12 +12,15 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Sequence
 
+import warnings
+
 import numpy as np
 
-from neuript.data.preprocess import PreprocessConfig, preprocess_raw, sliding_windows
+from neuript.data.preprocess import PreprocessConfig, flat_window_electrodes, preprocess_raw, sliding_windows
 
 __all__ = ["ModelInput", "RecordingWindows", "model_channels", "recording_windows", "window_quality",
-           "needed_electrodes", "check_amplitude"]
+           "needed_electrodes", "check_amplitude",
+           "check_sampling_rate", "default_max_interpolated"]
 
 
 @dataclass(frozen=True)
@@ -45,6 +48,28 @@ class RecordingWindows:
     quality: np.ndarray
     interpolated: list[str] = field(default_factory=list)
     epoch: np.ndarray | None = None  # the epoch of each window, for mne.Epochs input
+    source_sfreq: float = 0.0  # the recording's own rate (below ``sfreq``: the model saw upsampled data)
+
+    @property
+    def upsampled(self) -> bool:
+        return 0 < self.source_sfreq < self.sfreq
+
+
+def default_max_interpolated(n_needed: int) -> int:
+    """How many of the ``n_needed`` electrodes ``allow_missing`` interpolates by default: a quarter (at least
+    one). Beyond that the interpolated channels are mostly copies of their neighbours."""
+    return max(1, n_needed // 4)
+
+
+def check_sampling_rate(sfreq_in: float, sfreq_out: float, source: str) -> None:
+    """Warn about a usable but unusual rate: not a whole number of Hz, or below the model's (upsampled)."""
+    if sfreq_in < sfreq_out:
+        warnings.warn(f"{source}: sampled at {sfreq_in:g} Hz, below the model's {sfreq_out:g} Hz; it is upsampled, "
+                      f"so the band above {sfreq_in / 2:g} Hz is empty (flagged as upsampled in the output)",
+                      UserWarning, stacklevel=3)
+    elif abs(sfreq_in - round(sfreq_in)) > 1e-6:
+        warnings.warn(f"{source}: unusual sampling rate {sfreq_in:g} Hz (not a whole number); resampled to "
+                      f"{sfreq_out:g} Hz by a rational approximation of the ratio", UserWarning, stacklevel=3)
 
 
 def needed_electrodes(ch_names: Sequence[str]) -> list[str]:
@@ -97,7 +122,8 @@ def _interpolate_missing(raw, needed: list[str], rename: dict[str, str] | None):
 
 
 def model_channels(raw, spec: ModelInput, *, rename: dict[str, str] | None = None, allow_missing: bool = False,
-                   source: str | None = None) -> tuple[np.ndarray, float, list[str]]:
+                   max_interpolated: int | None = None, source: str | None = None,
+                   flat_out: dict | None = None) -> tuple[np.ndarray, float, list[str]]:
     """Preprocess ``raw`` as the model's training data were and return its channels in the model's order.
 
     Returns
@@ -107,6 +133,10 @@ def model_channels(raw, spec: ModelInput, *, rename: dict[str, str] | None = Non
     sfreq : float
     interpolated : list of str
         Electrodes the recording lacked, interpolated from their neighbours (only with ``allow_missing``).
+
+    With ``allow_missing``, at most ``max_interpolated`` electrodes are interpolated (default
+    :func:`default_max_interpolated`); more is an error naming them. ``flat_out``, if given, is filled with the recorded electrodes that are flat somewhere (see
+    :func:`neuript.data.preprocess.preprocess_raw`).
     """
     from neuript.electrodes import parse_channel
 
@@ -125,9 +155,19 @@ def model_channels(raw, spec: ModelInput, *, rename: dict[str, str] | None = Non
                 "missing electrodes from their neighbours (spherical splines; predictions degrade with every "
                 "interpolated electrode)."
             )
+        limit = default_max_interpolated(len(needed)) if max_interpolated is None else int(max_interpolated)
+        if len(missing) > limit:
+            raise ValueError(
+                f"{src}: the recording lacks {len(missing)} of the {len(needed)} electrodes the model needs "
+                f"({missing}); --allow-missing interpolates at most {limit} (--max-interpolated). Beyond that the "
+                "model mostly sees copies of neighbouring channels. Map differently named channels with --rename "
+                "OLD=NEW, or raise --max-interpolated if you accept degraded predictions.")
         raw, interpolated = _interpolate_missing(raw, needed, rename)
+        warnings.warn(f"{src}: interpolated {len(interpolated)} missing electrode(s) {interpolated} from their "
+                      "neighbours (spherical splines); they are listed in the output's 'interpolated' column",
+                      UserWarning, stacklevel=2)
         rename = None
-    data, ch_names, _, sfreq = preprocess_raw(raw, spec.preprocessing, rename=rename)
+    data, ch_names, _, sfreq = preprocess_raw(raw, spec.preprocessing, rename=rename, flat_out=flat_out)
     got, wanted = [parse_channel(c).canonical or c for c in ch_names], [parse_channel(c).canonical or c for c in want]
     if got != wanted:
         if sorted(got) != sorted(wanted):
@@ -151,26 +191,38 @@ def window_quality(windows: np.ndarray, pp: PreprocessConfig) -> tuple[np.ndarra
     return np.nan_to_num(windows, nan=0.0, posinf=0.0, neginf=0.0), peak, quality
 
 
+#: Bounds of a plausible scalp-EEG scale after preprocessing, in µV: the median absolute deviation of real
+#: recordings here is 6-32 µV (EEGMAT, EEGMMIDB, Sleep-EDF), so 1 mV is 30x beyond the noisiest, and a signal whose
+#: 99th percentile stays below 0.1 µV carries no EEG.
+MAX_TYPICAL_UV = 1000.0
+MIN_P99_UV = 0.1
+
+
 def check_amplitude(data_uv: np.ndarray, source: str) -> None:
     """Refuse signals whose scale is implausible for scalp EEG (typical: 10-100 µV), naming the likely cause.
 
-    MNE objects hold volts; a signal written in µV but declared as volts is 10^6 too large, one in volts declared
-    as µV 10^6 too small."""
+    MNE objects hold volts; a signal written in µV but declared as volts is 10^6 too large, one in mV declared
+    as µV 10^3 too large, one in volts declared as µV 10^6 too small. All-flat signals are not refused here
+    (they are rejected or flagged as flat windows)."""
     finite = data_uv[np.isfinite(data_uv)]
     if finite.size == 0:
         return
-    typical = float(np.median(np.abs(finite - np.median(finite))))
-    if typical > 5_000:
+    dev = np.abs(finite - np.median(finite))
+    typical = float(np.median(dev))
+    p99 = float(np.percentile(dev, 99))
+    if typical > MAX_TYPICAL_UV:
         raise ValueError(
-            f"{source}: the EEG's typical amplitude is {typical:.3g} µV after preprocessing, implausible for scalp "
-            "EEG (tens of µV). Likely the values are microvolts stored as volts. MNE objects hold volts: divide "
-            "the data by 1e6 (raw.apply_function(lambda x: x * 1e-6)), or fix the unit in the file header."
+            f"{source}: the EEG's typical amplitude is {typical:.3g} µV after preprocessing (median absolute "
+            f"deviation; scalp EEG: tens of µV, refused above {MAX_TYPICAL_UV:g}). Likely a unit error: microvolts "
+            "stored as volts (x10^6) or millivolts as microvolts (x10^3). Fix the physical dimension in the file "
+            "header, or, for an MNE object (which holds volts), rescale it: raw.apply_function(lambda x: x * 1e-6)."
         )
-    if 0 < typical < 1e-3:
+    if 0 < p99 < MIN_P99_UV:
         raise ValueError(
-            f"{source}: the EEG's typical amplitude is {typical:.3g} µV after preprocessing, implausibly small "
-            "for scalp EEG. Likely the values were scaled to volts twice (or are not EEG). MNE objects hold "
-            "volts: check the unit in the file header or multiply the data by 1e6."
+            f"{source}: 99 % of the EEG stays within {p99:.3g} µV after preprocessing, implausibly small for scalp "
+            f"EEG (refused below {MIN_P99_UV:g} µV). Likely the values were scaled to volts twice, or the unit in "
+            "the header says V where the numbers are µV-scaled volts. Check the file header's unit, or for an MNE "
+            "object multiply the data by 1e6."
         )
 
 
@@ -180,14 +232,19 @@ def _source(raw) -> str:
 
 
 def recording_windows(raw, spec: ModelInput, *, stride_s: float | None = None, rename: dict[str, str] | None = None,
-                      allow_missing: bool = False, source: str | None = None) -> RecordingWindows:
+                      allow_missing: bool = False, max_interpolated: int | None = None,
+                      source: str | None = None) -> RecordingWindows:
     """Windows of an ``mne.io.Raw`` (or ``mne.Epochs``: each epoch windowed on its own) for a model."""
     import mne
 
     src = source or _source(raw)
     if isinstance(raw, mne.BaseEpochs):
-        return _epochs_windows(raw, spec, stride_s=stride_s, rename=rename, allow_missing=allow_missing, source=src)
-    data, sfreq, interpolated = model_channels(raw, spec, rename=rename, allow_missing=allow_missing, source=src)
+        return _epochs_windows(raw, spec, stride_s=stride_s, rename=rename, allow_missing=allow_missing,
+                               max_interpolated=max_interpolated, source=src)
+    flat: dict[str, np.ndarray] = {}
+    data, sfreq, interpolated = model_channels(raw, spec, rename=rename, allow_missing=allow_missing,
+                                               max_interpolated=max_interpolated, source=src, flat_out=flat)
+    check_sampling_rate(float(raw.info["sfreq"]), sfreq, src)
     check_amplitude(data, src)
     n_times = int(spec.n_times)
     stride = n_times if stride_s is None else max(1, int(round(stride_s * sfreq)))
@@ -196,11 +253,16 @@ def recording_windows(raw, spec: ModelInput, *, stride_s: float | None = None, r
         raise ValueError(f"{src}: {data.shape[1] / sfreq:.1f} s after preprocessing, shorter than one "
                          f"{n_times / sfreq:.1f} s window of the model")
     windows, peak, quality = window_quality(windows, spec.preprocessing)
+    # a dead recorded electrode that the model's montage hides (e.g. Fp1 inside Fp1-F7)
+    for k, dead in enumerate(flat_window_electrodes(flat, starts, n_times)):
+        if dead and quality[k] != "nan":
+            quality[k] = "flat_electrode:" + "+".join(dead)
     return RecordingWindows(windows=windows, starts_s=starts / sfreq, sfreq=sfreq, n_times=n_times, peak_uv=peak,
-                            quality=quality, interpolated=interpolated)
+                            quality=quality, interpolated=interpolated, source_sfreq=float(raw.info["sfreq"]))
 
 
-def _epochs_windows(epochs, spec: ModelInput, *, stride_s, rename, allow_missing, source) -> RecordingWindows:
+def _epochs_windows(epochs, spec: ModelInput, *, stride_s, rename, allow_missing, max_interpolated,
+                    source) -> RecordingWindows:
     """Each epoch as a short recording (note: the band-pass then sees only the epoch; filter long epochs)."""
     import dataclasses
 
@@ -214,8 +276,11 @@ def _epochs_windows(epochs, spec: ModelInput, *, stride_s, rename, allow_missing
     for i, ep in enumerate(data):
         raw = mne.io.RawArray(ep, epochs.info, first_samp=0, verbose="error")
         try:
-            rw = recording_windows(raw, spec_e, stride_s=stride_s, rename=rename, allow_missing=allow_missing,
-                                   source=f"{source} epoch {i}")
+            with warnings.catch_warnings():
+                if i:  # the same rate / interpolation notice for every epoch: say it once
+                    warnings.simplefilter("ignore", UserWarning)
+                rw = recording_windows(raw, spec_e, stride_s=stride_s, rename=rename, allow_missing=allow_missing,
+                                       max_interpolated=max_interpolated, source=f"{source} epoch {i}")
         except ValueError as e:
             if "shorter than one" in str(e):
                 raise ValueError(f"{source}: epoch {i} is shorter than the model's {spec.n_times / spec.sfreq:g} s "
@@ -231,5 +296,5 @@ def _epochs_windows(epochs, spec: ModelInput, *, stride_s, rename, allow_missing
         windows=np.concatenate([p.windows for p in parts]), starts_s=np.concatenate([p.starts_s for p in parts]),
         sfreq=first.sfreq, n_times=first.n_times, peak_uv=np.concatenate([p.peak_uv for p in parts]),
         quality=np.concatenate([p.quality for p in parts]), interpolated=first.interpolated,
-        epoch=np.concatenate(epoch_of),
+        epoch=np.concatenate(epoch_of), source_sfreq=first.source_sfreq,
     )

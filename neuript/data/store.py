@@ -14,6 +14,12 @@ Layout of a store directory (format ``neuript-window-store`` version 1)::
 A recording is *done* when its ``.json`` exists: the worker writes ``.npy`` then ``.json`` to temporary names
 and renames them (atomic on POSIX), so a killed run leaves no half-written shard and a rerun skips exactly the
 finished recordings. Why numpy memmap shards rather than HDF5: see docs/data.md (measured there).
+
+Integrity: each shard's ``.json`` records the ``.npy``'s size and SHA-256 (``npy_bytes``, ``npy_sha256``).
+:meth:`WindowStore.open` checks every shard's size and array header against its metadata, and the cached
+``windows.csv`` against the metadata (rebuilt with a warning when they disagree); the checksum of a shard is
+verified the first time a process reads it, and by ``prepare`` before it skips a finished recording. A damaged
+part raises :class:`StoreError` naming the file and the fix.
 """
 
 from __future__ import annotations
@@ -21,6 +27,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import warnings
 from pathlib import Path
 from typing import Any, Sequence
 
@@ -30,7 +37,8 @@ import pandas as pd
 from neuript._atomic import atomic_path
 from neuript.data.preprocess import REJECT_REASONS
 
-__all__ = ["WindowStore", "montage_key", "FORMAT", "VERSION", "TABLE_COLUMNS"]
+__all__ = ["WindowStore", "StoreError", "montage_key", "file_sha256", "check_shard", "FORMAT", "VERSION",
+           "TABLE_COLUMNS"]
 
 FORMAT = "neuript-window-store"
 VERSION = 1
@@ -45,6 +53,60 @@ def montage_key(ch_names: Sequence[str], positions: np.ndarray) -> str:
         return "tcp20"
     h = hashlib.sha1(json.dumps([list(ch_names), np.round(np.asarray(positions, float), 5).tolist()]).encode())
     return f"{len(ch_names)}ch-{h.hexdigest()[:10]}"
+
+
+class StoreError(ValueError):
+    """A part of a window store is missing, truncated or edited. The message names the file and the fix."""
+
+
+def file_sha256(path: Path, *, chunk: int = 1 << 22) -> str:
+    """Hex SHA-256 of a file, read in chunks."""
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        while block := fh.read(chunk):
+            h.update(block)
+    return h.hexdigest()
+
+
+def _rebuild_hint(store: Path) -> str:
+    return (f"rerun the `neuript prepare` command that built {store} (same arguments): it rebuilds the damaged "
+            "recording and keeps the others")
+
+
+def check_shard(store: Path, meta: dict, *, checksum: bool = False) -> None:
+    """Check one shard's ``.npy`` against its metadata: present, recorded size, array header (windows, channels,
+    samples), and with ``checksum`` its SHA-256. Raises :class:`StoreError` naming the file and the fix."""
+    npy = Path(store) / "shards" / f"{meta['recording']}.npy"
+    fix = _rebuild_hint(Path(store))
+    if not npy.exists():
+        raise StoreError(f"{npy} is missing (its metadata lists {meta['n_windows']} windows); {fix}")
+    size = npy.stat().st_size
+    if "npy_bytes" in meta and size != meta["npy_bytes"]:
+        raise StoreError(f"{npy} has {size} bytes but {meta['npy_bytes']} were written (truncated or replaced); {fix}")
+    try:
+        mm = np.load(npy, mmap_mode="r")
+    except (ValueError, OSError) as err:
+        raise StoreError(f"{npy} is not a readable array ({err}); {fix}") from None
+    want = (int(meta["n_windows"]), len(meta["ch_names"]), int(meta["n_times"]))
+    if tuple(mm.shape) != want:
+        raise StoreError(f"{npy} holds an array of shape {tuple(mm.shape)} but its metadata says {want} "
+                         f"(windows, channels, samples); {fix}")
+    del mm
+    if checksum and meta.get("npy_sha256") and file_sha256(npy) != meta["npy_sha256"]:
+        raise StoreError(f"{npy} does not match the checksum recorded when it was written (edited or corrupted); "
+                         f"{fix}")
+
+
+def read_shard_meta(path: Path) -> dict:
+    """A shard's ``.json`` metadata; :class:`StoreError` naming the file when it is unreadable."""
+    try:
+        m = json.loads(Path(path).read_text())
+        for key in ("recording", "n_windows", "ch_names", "n_times"):
+            m[key]
+    except (ValueError, KeyError, TypeError, OSError) as err:
+        raise StoreError(f"{path} is not valid shard metadata ({type(err).__name__}: {err}); "
+                         f"{_rebuild_hint(Path(path).parent.parent)}") from None
+    return m
 
 
 def _json_default(o):
@@ -79,6 +141,7 @@ class WindowStore:
         self._shard_names = list(recordings)
         self._mmaps: dict[int, np.ndarray] = {}
         self._pid = os.getpid()
+        self.verify_checksums = True  # each shard's SHA-256, once per process, on its first read
 
     # --- construction ----------------------------------------------------------------------------------
     @classmethod
@@ -95,18 +158,32 @@ class WindowStore:
         if not mpath.exists():
             raise FileNotFoundError(f"{path} is not a neuript window store (no manifest.json). Create one with "
                                     "`neuript prepare RECIPE --source DIR --out STORE`.")
-        manifest = json.loads(mpath.read_text())
+        try:
+            manifest = json.loads(mpath.read_text())
+        except ValueError as err:
+            raise StoreError(f"{mpath} is not valid JSON ({err}); {_rebuild_hint(path)}") from None
         if manifest.get("format") != FORMAT or manifest.get("version", 0) > VERSION:
             raise ValueError(f"{path}: unsupported store format {manifest.get('format')} v{manifest.get('version')}")
         metas = {}
         for j in sorted((path / "shards").glob("*.json")):
-            m = json.loads(j.read_text())
+            m = read_shard_meta(j)
+            check_shard(path, m)
             metas[m["recording"]] = m
+        summary = manifest.get("summary") or {}
+        if manifest.get("complete") and summary.get("n_recordings") not in (None, len(metas)):
+            raise StoreError(f"{path} lists {summary['n_recordings']} recordings in manifest.json but "
+                             f"{len(metas)} shards are present in {path / 'shards'}; {_rebuild_hint(path)}")
+        n_meta = sum(int(m["n_windows"]) for m in metas.values())
+        if manifest.get("complete") and summary.get("n_windows") not in (None, n_meta):
+            raise StoreError(f"{path}: manifest.json counts {summary['n_windows']} windows but the shard metadata "
+                             f"{n_meta}; {_rebuild_hint(path)}")
         table_path = path / "windows.csv"
-        names = list(metas)
         if not _rebuild and table_path.exists() and manifest.get("complete"):
             windows = pd.read_csv(table_path, dtype={"subject": str, "session": str, "recording": str})
-            if set(windows["recording"].unique()) - set(names):
+            counts = windows["recording"].value_counts().to_dict()
+            if counts != {rid: m["n_windows"] for rid, m in metas.items() if m["n_windows"]}:
+                warnings.warn(f"{table_path} disagrees with the shard metadata (edited?); rebuilt it from "
+                              f"{path / 'shards'}", UserWarning, stacklevel=2)
                 _rebuild = True
         else:
             _rebuild = True
@@ -188,6 +265,8 @@ class WindowStore:
             self._pid = os.getpid()
         mm = self._mmaps.get(shard)
         if mm is None:
+            if self.verify_checksums:
+                check_shard(self.path, self._recs[self._shard_names[shard]], checksum=True)
             mm = np.load(self.path / "shards" / f"{self._shard_names[shard]}.npy", mmap_mode="r")
             self._mmaps[shard] = mm
         return mm

@@ -94,7 +94,7 @@ def _as_model(model, device):
     return model, artifact_metadata(model)
 
 
-def _windows(model_meta, data, *, stride_s, allow_missing, rename, source=None):
+def _windows(model_meta, data, *, stride_s, allow_missing, rename, max_interpolated=None, source=None):
     from neuript.data.io import read_raw
     from neuript.data.recording import recording_windows
     from neuript.inference.artifacts import model_input
@@ -104,10 +104,11 @@ def _windows(model_meta, data, *, stride_s, allow_missing, rename, source=None):
         source = str(data)
         data = read_raw(data)
     return recording_windows(data, spec, stride_s=stride_s, rename=rename, allow_missing=allow_missing,
-                             source=source), spec
+                             max_interpolated=max_interpolated, source=source), spec
 
 
-def _run(model, data, what: str, *, stride_s, allow_missing, rename, device, batch_size, precision):
+def _run(model, data, what: str, *, stride_s, allow_missing, rename, device, batch_size, precision,
+         max_interpolated=None):
     """Model outputs (``what``: probs / embed) for every window of ``data``, its windows and the model metadata:
     the model's preprocessing, alignment (if it was trained with one) and input transform applied."""
     from neuript.inference.artifacts import input_alignment, input_transform
@@ -117,7 +118,8 @@ def _run(model, data, what: str, *, stride_s, allow_missing, rename, device, bat
     check_positive("batch_size", batch_size, integer=True)
     dev = resolve_device(device)
     model, meta = _as_model(model, dev)
-    rw, _ = _windows(meta, data, stride_s=stride_s, allow_missing=allow_missing, rename=rename)
+    rw, _ = _windows(meta, data, stride_s=stride_s, allow_missing=allow_missing, rename=rename,
+                     max_interpolated=max_interpolated)
     out = run_windows(model, input_alignment(meta)(rw.windows), transform=input_transform(meta), device=dev,
                       batch_size=batch_size, what=what, precision=precision)
     return out, rw, meta
@@ -130,7 +132,7 @@ def _label_names(meta, n: int) -> list[str]:
 
 def predict(model, data, *, stride_s: float | None = None, allow_missing: bool = False,
             rename: dict[str, str] | None = None, device: str = "auto", batch_size: int = 64,
-            precision: str = "fp32"):
+            precision: str = "fp32", max_interpolated: int | None = None):
     """Class probabilities for every window of an ``mne.io.Raw``, ``mne.Epochs`` or recording file.
 
     The model's stored preprocessing (channel selection and montage, filters, resampling) and input transform
@@ -147,13 +149,16 @@ def predict(model, data, *, stride_s: float | None = None, allow_missing: bool =
     Returns
     -------
     pandas.DataFrame
-        ``window, start_s, end_s, prob_<class>..., predicted, peak_uv, quality, interpolated`` (and ``epoch``
-        for Epochs input).
+        ``window, start_s, end_s, prob_<class>..., predicted, peak_uv, quality, interpolated, source_sfreq,
+        upsampled`` (and ``epoch`` for Epochs input). ``quality`` is ``ok`` or why the training data would have
+        rejected the window (``amplitude>...``, ``flat_channel``, ``flat_electrode:<names>``, ``nan``);
+        ``interpolated`` names the electrodes ``allow_missing`` interpolated (at most ``max_interpolated``).
     """
     import pandas as pd
 
     probs, rw, meta = _run(model, data, "probs", stride_s=stride_s, allow_missing=allow_missing, rename=rename,
-                           device=device, batch_size=batch_size, precision=precision)
+                           device=device, batch_size=batch_size, precision=precision,
+                           max_interpolated=max_interpolated)
     names = _label_names(meta, probs.shape[1])
     table = pd.DataFrame({"window": np.arange(len(rw.windows)), "start_s": rw.starts_s,
                           "end_s": rw.starts_s + rw.n_times / rw.sfreq})
@@ -165,16 +170,18 @@ def predict(model, data, *, stride_s: float | None = None, allow_missing: bool =
     table["peak_uv"] = rw.peak_uv
     table["quality"] = rw.quality
     table["interpolated"] = " ".join(rw.interpolated)
+    table["source_sfreq"] = rw.source_sfreq
+    table["upsampled"] = rw.upsampled
     return table
 
 
 def embed(model, data, *, stride_s: float | None = None, allow_missing: bool = False,
           rename: dict[str, str] | None = None, device: str = "auto", batch_size: int = 64,
-          precision: str = "fp32") -> tuple[np.ndarray, np.ndarray]:
+          precision: str = "fp32", max_interpolated: int | None = None) -> tuple[np.ndarray, np.ndarray]:
     """Per-window embeddings (the IILP-pooled features the head reads, ``(n_windows, n_pooled * n_groups *
     d_model)``) of an ``mne.io.Raw``, ``mne.Epochs`` or recording file, and the window start times (s)."""
     emb, rw, _ = _run(model, data, "embed", stride_s=stride_s, allow_missing=allow_missing, rename=rename,
-                      device=device, batch_size=batch_size, precision=precision)
+                      device=device, batch_size=batch_size, precision=precision, max_interpolated=max_interpolated)
     return emb.astype(np.float32), np.asarray(rw.starts_s, dtype=np.float64)
 
 
@@ -252,7 +259,8 @@ def summarise(table) -> str:
 
 def predict_file(file, model_path, *, out=None, stride_s: float | None = None, allow_missing: bool = False,
                  rename: dict[str, str] | None = None, device: str = "auto", batch_size: int = 64,
-                 precision: str = "fp32", fmt: str = "csv", return_table: bool = False):
+                 precision: str = "fp32", fmt: str = "csv", return_table: bool = False,
+                 max_interpolated: int | None = None):
     """:func:`predict` on a recording file, written (atomically) to ``out`` — default beside the input:
     ``<stem>.predictions.csv``, ``<stem>.predictions_annot.fif`` (``fmt="annotations"``: MNE annotations) or
     the BIDS ``<stem>_events.tsv`` (``fmt="bids"``). Returns the path (and the table with ``return_table``).
@@ -269,14 +277,14 @@ def predict_file(file, model_path, *, out=None, stride_s: float | None = None, a
         out = _bids_events_name(file) if fmt == "bids" else default_output(file, FORMATS[fmt])
     _check_out(out, file)
     table = predict(model_path, file, stride_s=stride_s, allow_missing=allow_missing, rename=rename, device=device,
-                    batch_size=batch_size, precision=precision)
+                    batch_size=batch_size, precision=precision, max_interpolated=max_interpolated)
     write_predictions(table, out, fmt)
     return (out, table) if return_table else out
 
 
 def embed_file(file, model_path, *, out=None, stride_s: float | None = None, allow_missing: bool = False,
                rename: dict[str, str] | None = None, device: str = "auto", batch_size: int = 64,
-               precision: str = "fp32") -> Path:
+               precision: str = "fp32", max_interpolated: int | None = None) -> Path:
     """:func:`embed` on a recording file, saved as ``.npy`` (default ``<stem>.embeddings.npy`` beside the input)
     with the window start times in a sidecar ``.times.npy``; both atomically."""
     from neuript._atomic import atomic_path
@@ -284,7 +292,7 @@ def embed_file(file, model_path, *, out=None, stride_s: float | None = None, all
     out = Path(out) if out is not None else default_output(file, ".embeddings.npy")
     _check_out(out, file)
     emb, starts = embed(model_path, file, stride_s=stride_s, allow_missing=allow_missing, rename=rename,
-                        device=device, batch_size=batch_size, precision=precision)
+                        device=device, batch_size=batch_size, precision=precision, max_interpolated=max_interpolated)
     for path, arr in ((out, emb), (out.with_suffix(".times.npy"), starts)):
         with atomic_path(path) as tmp:
             with open(tmp, "wb") as fh:

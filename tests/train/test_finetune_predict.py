@@ -131,9 +131,43 @@ def test_missing_electrode_is_named_and_can_be_interpolated(finetuned, shared_da
     with pytest.raises(ValueError, match=r"Cz.*lacks.*--allow-missing") as err:
         predict_file(fif, finetuned, out=tmp_path / "x.csv", device="cpu")
     assert str(fif) in str(err.value)
-    out = predict_file(fif, finetuned, out=tmp_path / "x.csv", allow_missing=True, device="cpu")
+    with pytest.warns(UserWarning, match=r"interpolated 1 missing electrode\(s\) \['Cz'\]"):
+        out = predict_file(fif, finetuned, out=tmp_path / "x.csv", allow_missing=True, device="cpu")
     table = pd.read_csv(out)  # a plain CSV (no comment line): the interpolated electrodes are a column
     assert len(table) > 0 and set(table["interpolated"]) == {"Cz"}
+    assert set(table["source_sfreq"]) == {500.0} and not table["upsampled"].any()
+
+
+def test_interpolation_has_a_limit(finetuned, shared_data, tmp_path):
+    raw = mne.io.read_raw_edf(shared_data / "eegmat" / "Subject05_2.edf", preload=True, verbose="error")
+    gone = ["EEG Cz", "EEG C3", "EEG C4", "EEG F3", "EEG P3", "EEG F4"]  # 6 of the 17 TCP electrodes
+    raw.drop_channels(gone)
+    fif = tmp_path / "six_missing_raw.fif"
+    raw.save(fif, verbose="error")
+    with pytest.raises(ValueError, match=r"lacks 6 of the 17 electrodes.*at most 4 \(--max-interpolated\)"):
+        predict_file(fif, finetuned, out=tmp_path / "x.csv", allow_missing=True, device="cpu")
+    with pytest.warns(UserWarning, match="interpolated 6 missing"):
+        out = predict_file(fif, finetuned, out=tmp_path / "x.csv", allow_missing=True, max_interpolated=6,
+                           device="cpu")
+    assert len(pd.read_csv(out)["interpolated"].iloc[0].split()) == 6
+
+
+def test_upsampled_recording_is_flagged(finetuned, shared_data, tmp_path):
+    from neuript.inference.artifacts import load_classifier
+
+    _, meta = load_classifier(finetuned)
+    model_sfreq = float(meta["preprocessing"]["sfreq"])
+    raw = mne.io.read_raw_edf(shared_data / "eegmat" / "Subject05_2.edf", preload=True, verbose="error")
+    h = float(meta["preprocessing"]["h_freq"])
+    rate = 2 * h + 2  # usable (above twice the band edge) but below the model's rate
+    assert rate < model_sfreq  # the fixture model: 64 Hz, band edge 30 Hz
+    raw.resample(rate, verbose="error")
+    fif = tmp_path / "low_rate_raw.fif"
+    raw.save(fif, verbose="error")
+    with pytest.warns(UserWarning, match="upsampled"):
+        out = predict_file(fif, finetuned, out=tmp_path / "x.csv", device="cpu")
+    table = pd.read_csv(out)
+    assert table["upsampled"].all() and set(table["source_sfreq"]) == {rate}
 
 
 def test_recording_without_usable_electrodes_fails_clearly(finetuned, shared_data, tmp_path):

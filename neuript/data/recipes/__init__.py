@@ -27,7 +27,7 @@ __all__ = ["Events", "Recording", "Recipe", "RECIPES", "register_recipe", "get_r
 #: name → recipe class
 RECIPES: dict[str, type["Recipe"]] = {}
 
-_BUILTIN = ("eegmat", "eegmmidb", "sleep_edfx")
+_BUILTIN = ("eegmat", "eegmmidb", "sleep_edfx", "table", "bids", "mumtaz", "p300", "seedv", "bcic2a", "tuh")
 
 
 @dataclass(frozen=True)
