@@ -18,7 +18,7 @@ app = typer.Typer(
 )
 
 # Modules that add verbs to `app`. A module that is missing (not written yet) is skipped.
-_VERB_MODULES = ("neuript.cli.data", "neuript.cli.train", "neuript.cli.demo")
+_VERB_MODULES = ("neuript.cli.data", "neuript.cli.train", "neuript.cli.demo", "neuript.cli.export")
 
 
 @app.callback()
@@ -76,7 +76,10 @@ def main() -> None:
                 console.print("[bold red]internal error[/] (a bug in neuript, not in your input): please report it "
                               "with this traceback", markup=True, highlight=False)
             raise
-        console.print(f"[bold red]error[/]: {err}", markup=True, highlight=False)
+        from rich.markup import escape
+
+        # escaped: a message may hold brackets (`pip install 'neuript[onnx]'`); one line however wide the terminal
+        console.print(f"[bold red]error[/]: {escape(str(err))}", markup=True, highlight=False, soft_wrap=True)
         sys.exit(1)
 
 

@@ -266,6 +266,7 @@ class NeurIPTEncoder(nn.Module):
         *,
         masks: Sequence[torch.Tensor] | torch.Tensor | None = None,
         tokens: torch.Tensor | None = None,
+        electrode_pe: torch.Tensor | None = None,
     ) -> tuple[list[torch.Tensor], torch.Tensor]:
         """Encode.
 
@@ -281,6 +282,9 @@ class NeurIPTEncoder(nn.Module):
         tokens : Tensor, optional
             Pre-computed embedding (B, C, T, d) (e.g. with mask tokens substituted), replacing
             ``value_embedding(x)``.
+        electrode_pe : Tensor, optional
+            Pre-computed ``electrode_encoding(positions)`` (C, d) for a fixed montage: an exported graph keeps
+            it as a constant instead of tracing the position checks and grid quantisation.
 
         Returns
         -------
@@ -306,7 +310,10 @@ class NeurIPTEncoder(nn.Module):
             if len(block_masks) != cfg.n_blocks:
                 raise ValueError(f"expected {cfg.n_blocks} block masks, got {len(block_masks)}")
         pe_t = self.temporal_encoding(t, device=h.device)
-        pe_s = self.electrode_encoding(positions.to(h.device))
+        if electrode_pe is None:
+            pe_s = self.electrode_encoding(positions.to(h.device))
+        else:
+            pe_s = electrode_pe.to(h.device)
         # Temporal PE: paper mode adds it to the embedding; official mode adds it at the start of block 1
         # after its (optional) merge — in place, so the embedding output carries it when block 1 does not merge.
         first_pe = None

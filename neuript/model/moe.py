@@ -7,15 +7,16 @@ contiguous slice, and the weighted results are added back with one ``index_add_`
 
 from __future__ import annotations
 
+import contextlib
 import math
-from typing import Literal
+from typing import Iterator, Literal
 
 import torch
 from torch import nn
 
 from .attention import SwiGLU
 
-__all__ = ["MixtureOfExperts", "default_top_k"]
+__all__ = ["MixtureOfExperts", "default_top_k", "dense_routing"]
 
 Routing = Literal["paper", "official"]
 
@@ -61,6 +62,11 @@ class MixtureOfExperts(nn.Module):
     ``forward(x)`` takes (..., d) and returns ``(y, aux_loss)`` with ``y`` of the same shape.
     Auxiliary loss = ``importance_weight * CV²(sum_tokens p)`` + ``E * sum_e mean_tokens(g_e) * sum_tokens(g_e) / N²``
     where ``p`` is the full softmax and ``g`` the (sparse) top-k gate weights.
+
+    With :attr:`dense` set (see :func:`dense_routing`; used only for export) an eval-mode forward runs every
+    expert on every token and combines them with the top-k gate weights as a dense (N, E) mask — the same
+    result as the sparse dispatch (including ``"official"`` capacity dropping), without data-dependent
+    indexing or shapes, so ``torch.export`` / ONNX can trace it with a dynamic batch size.
     """
 
     returns_aux = True
@@ -95,6 +101,7 @@ class MixtureOfExperts(nn.Module):
             SwiGLU(d_model=d_model, d_hidden=expert_hidden, dropout=dropout) for _ in range(n_experts)
         )
         self.shared_expert = SwiGLU(d_model=d_model, d_hidden=shared_hidden, dropout=dropout)
+        self.dense = False  # export-friendly eval routing (dense_routing()); never saved
 
     def route(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """Gate a flat batch of tokens (N, d).
@@ -112,9 +119,36 @@ class MixtureOfExperts(nn.Module):
             top_w = probs.gather(-1, top_idx)
         return probs, top_idx, top_w
 
+    def _aux(self, probs: torch.Tensor, gates: torch.Tensor) -> torch.Tensor:
+        n, e = gates.shape
+        aux = self.importance_weight * _cv_squared(probs.sum(dim=0))
+        return aux + e * (gates.mean(dim=0) * gates.sum(dim=0)).sum() / max(n, 1) ** 2
+
+    def _forward_dense(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Eval routing without data-dependent indexing: every expert on every token, weighted by the dense
+        (N, E) top-k gates (zero off the top k and, in ``"official"`` mode, past an expert's capacity)."""
+        n, e = x.shape[0], self.n_experts
+        probs, top_idx, top_w = self.route(x)
+        gates = torch.zeros_like(probs).scatter(1, top_idx, top_w)
+        aux = self._aux(probs, gates)  # before capacity dropping, as in the sparse path
+        if self.routing == "official":
+            # capacity N // E per expert, first come first served in token order (as the sparse dispatch)
+            assigned = torch.zeros_like(probs, dtype=torch.int64).scatter(1, top_idx, 1)
+            earlier = torch.cumsum(assigned, dim=0) - assigned
+            gates = gates * (earlier < n // e).to(gates.dtype)
+        out = self.shared_expert(x)
+        # accumulate expert by expert, in the sparse path's order (a zero gate adds an exact zero)
+        for eid, expert in enumerate(self.experts):
+            y = expert(x)
+            out = out + (y * gates[:, eid : eid + 1].to(y.dtype)).to(out.dtype)
+        return out, aux
+
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         shape = x.shape
         x = x.reshape(-1, shape[-1])
+        if self.dense and not self.training:
+            out, aux = self._forward_dense(x)
+            return out.reshape(shape), aux
         n, e, k = x.shape[0], self.n_experts, self.top_k
         probs, top_idx, top_w = self.route(x)
 
@@ -147,10 +181,22 @@ class MixtureOfExperts(nn.Module):
         # auxiliary losses
         gates = torch.zeros(n, e, device=x.device, dtype=torch.float32)
         gates = gates.scatter(1, top_idx, top_w)
-        importance = probs.sum(dim=0)
-        aux = self.importance_weight * _cv_squared(importance)
-        aux = aux + e * (gates.mean(dim=0) * gates.sum(dim=0)).sum() / max(n, 1) ** 2
-        return out.reshape(shape), aux
+        return out.reshape(shape), self._aux(probs, gates)
 
     def extra_repr(self) -> str:
         return f"n_experts={self.n_experts}, top_k={self.top_k}, routing={self.routing!r}"
+
+
+@contextlib.contextmanager
+def dense_routing(module: nn.Module, enable: bool = True) -> Iterator[nn.Module]:
+    """Within the block, every :class:`MixtureOfExperts` in ``module`` routes densely in eval mode
+    (export-friendly, numerically the sparse path's result); the previous setting is restored on exit."""
+    moes = [m for m in module.modules() if isinstance(m, MixtureOfExperts)]
+    before = [m.dense for m in moes]
+    try:
+        for m in moes:
+            m.dense = bool(enable)
+        yield module
+    finally:
+        for m, b in zip(moes, before):
+            m.dense = b
