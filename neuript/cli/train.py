@@ -1,4 +1,5 @@
-"""`neuript pretrain | finetune | evaluate | predict | embed` — thin wrappers over :mod:`neuript.train`."""
+"""`neuript pretrain | finetune | evaluate | baseline | predict | embed` — thin wrappers over :mod:`neuript.train`
+and :mod:`neuript.evaluate`."""
 
 from __future__ import annotations
 
@@ -106,6 +107,12 @@ def finetune_cmd(
     freeze_epochs: int = typer.Option(0, help="Train only the head for this many first epochs."),
     patience: int = typer.Option(8, help="Early stopping patience (epochs) on validation balanced accuracy."),
     seeds: str = typer.Option("0", help="Comma-separated seeds, one model each, e.g. 0,1,2."),
+    cv: Optional[str] = typer.Option(
+        None, "--cv", help="Subject-wise cross-validation instead of the stores' fixed split: loso (leave one "
+        "subject out) or kfold:K, over the train + val subjects (all labelled subjects when the stores have no "
+        "split); one fine-tuning per fold and seed in OUT/fold-XX/."),
+    cv_val_fraction: float = typer.Option(
+        0.2, help="With --cv: share of each fold's training subjects held out for early stopping (at least one)."),
     precision: str = typer.Option("bf16", help="bf16 (autocast) or fp32."),
     num_workers: int = typer.Option(0, help="DataLoader worker processes."),
     device: str = typer.Option("auto", help="auto, cpu, cuda ..."),
@@ -119,24 +126,67 @@ def finetune_cmd(
         batch_size=batch_size, lr=lr, head_lr=head_lr, weight_decay=weight_decay, freeze_epochs=freeze_epochs,
         patience=patience, seeds=_seeds(seeds), precision=precision, num_workers=num_workers, device=device,
         micro_batch_size=micro_batch, optimizer_state=optimizer_state, align=align, align_by=align_by,
+        cv=cv, cv_val_fraction=cv_val_fraction,
     )
     run = finetune(cfg)
-    console.print(f"[green]fine-tuning done[/]: {run}/report.md, models in {run}/seed*/model")
+    models = f"{run}/fold-*/seed*/model" if cv else f"{run}/seed*/model"
+    console.print(f"[green]fine-tuning done[/]: {run}/report.md, models in {models}")
 
 
 def evaluate_cmd(
     run: Path = typer.Argument(..., help="Fine-tuning run directory."),
     split: Optional[str] = typer.Option(None, help="Split to evaluate (default: test, or val if test is empty)."),
     store: Optional[list[Path]] = typer.Option(None, "--store", help="Evaluate on these stores instead of the run's."),
+    baseline: Optional[list[Path]] = typer.Option(
+        None, "--baseline", help="A `neuript baseline` result (JSON) to add as a row of the report; it must be "
+        "scored on the same windows (repeatable; RUN/baseline-*.json files are added automatically)."),
     device: str = typer.Option("auto", help="auto, cpu, cuda ..."),
 ) -> None:
-    """Balanced accuracy, AUC-PR/AUROC (binary) or kappa/weighted F1 (multi-class), mean ± std over seeds."""
+    """Balanced accuracy, AUC-PR/AUROC (binary) or kappa/weighted F1 (multi-class), mean ± std over seeds
+    (over folds and seeds for a --cv run)."""
     from neuript.inference.evaluate_run import evaluate_run
 
-    res = evaluate_run(run, split=split, stores=[str(s) for s in store] if store else None, device=device)
+    res = evaluate_run(run, split=split, stores=[str(s) for s in store] if store else None, device=device,
+                       baselines=baseline)
     console.print(Path(res["files"]["report_md"]).read_text())
     for name, path in res["files"].items():
         console.print(f"  {name}: {path}")
+
+
+def baseline_cmd(
+    stores: list[Path] = typer.Argument(..., help="Labelled window store(s), one montage."),
+    method: str = typer.Option("bandpower", help="bandpower (log band power + LR) or riemann (tangent space + LR)."),
+    align: str = typer.Option("none", help="none (paper), channel, euclidean (per-subject signal alignment) or "
+                              "features (per-subject feature standardisation); transductive."),
+    c: str = typer.Option("cv", "--C", help="Logistic-regression C, or cv: chosen by GroupKFold over the "
+                          "training subjects."),
+    cv: Optional[str] = typer.Option(None, "--cv", help="loso or kfold:K: the folds of `neuript finetune --cv` "
+                                     "(default: the stores' fixed split)."),
+    cv_val_fraction: float = typer.Option(0.2, help="As for `neuript finetune --cv` (recorded with the folds)."),
+    split: Optional[str] = typer.Option(None, help="Fixed split: the split to score (default: test, or val if "
+                                        "test is empty)."),
+    seeds: str = typer.Option("0", help="Comma-separated seeds (the baselines are deterministic)."),
+    out: Path = typer.Option(Path("runs/baselines"), "--out", "-o", help="Folder of the result JSON; a fine-tuning "
+                             "run's folder adds it to that run's report."),
+) -> None:
+    """Classical baseline (band power or Riemann tangent space) through the fixed split or the --cv folds."""
+    from neuript._atomic import atomic_write_text, to_jsonable
+    from neuript.evaluate.baseline_run import baseline_filename, format_baseline_table, run_store_baseline
+
+    if c == "cv":
+        C: float | str = "cv"
+    else:
+        try:
+            C = float(c)
+        except ValueError:
+            raise typer.BadParameter(f"--C expects a positive number or cv; got {c!r}") from None
+    doc = run_store_baseline([str(s) for s in stores], method=method, align=align, C=C, cv=cv, split=split,
+                             seeds=_seeds(seeds), cv_val_fraction=cv_val_fraction)
+    path = atomic_write_text(Path(out) / baseline_filename(method, align),
+                             json.dumps(to_jsonable(doc), indent=2, allow_nan=False) + "\n")
+    typer.echo(format_baseline_table(doc))
+    console.print(f"[green]baseline[/]: {path} (add it to a run's report: neuript evaluate RUN --baseline {path})",
+                  highlight=False)
 
 
 # Options shared by `predict` and `embed` (declared once; typer reads them from the annotations).
@@ -212,5 +262,6 @@ def register(app: typer.Typer) -> None:
     app.command("pretrain")(pretrain_cmd)
     app.command("finetune")(finetune_cmd)
     app.command("evaluate")(evaluate_cmd)
+    app.command("baseline")(baseline_cmd)
     app.command("predict")(predict_cmd)
     app.command("embed")(embed_cmd)

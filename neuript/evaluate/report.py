@@ -11,6 +11,12 @@ Expected layout of ``results`` (the caller assembles it; unknown extra keys are 
         "per_seed": {0: {...metrics...}, 1: {...}},   # or [{"seed": 0, **metrics}, ...]
         "aggregate": {name: {"mean", "std", "n", "values"}},  # optional; computed from per_seed if absent
         "provenance": {"config": ..., "versions": ..., "data_fingerprint": ..., "seeds": [...]},
+        # cross-validation (optional): per_seed keys are "fold-XX/seed<k>", aggregate is over folds × seeds
+        "cv": {"scheme": "loso" | "kfold:K", "n_folds": int, "folds": [...]},
+        "aggregate_over": "folds × seeds",         # optional, default "seeds"
+        "pooled": {"aggregate": {...}},           # optional: metrics of all held-out predictions together
+        "alignment": "none",                      # optional: this run's alignment, in the "Baselines" table
+        "baselines": [{"label", "align", "C", "aggregate"}, ...],   # optional: rows of the "Baselines" table
     }
 
 Metric dicts are the outputs of :func:`neuript.evaluate.metrics.compute_metrics` (fractions). The markdown
@@ -135,7 +141,13 @@ def _render_markdown(
         if doc.get(key) is not None:
             header.append(f"**{key.capitalize()}:** {_md_escape(doc[key])}")
     seeds = [s for s, _ in per_seed]
-    header.append(f"**Seeds:** {', '.join(seeds) if seeds else 'n/a'} (n = {len(seeds)})")
+    cv = doc.get("cv")
+    if cv:
+        seed_names = sorted({s.rsplit("/", 1)[-1] for s in seeds})
+        header.append(f"**Cross-validation:** {_md_escape(cv.get('scheme'))}, {cv.get('n_folds')} folds × "
+                      f"{', '.join(seed_names)} (n = {len(seeds)})")
+    else:
+        header.append(f"**Seeds:** {', '.join(seeds) if seeds else 'n/a'} (n = {len(seeds)})")
     header.append(f"**Generated:** {doc.get('generated_at', '')}")
     lines += ["  \n".join(header), ""]
     if doc.get("note"):
@@ -146,11 +158,12 @@ def _render_markdown(
     names = [n for n in _ordered_metric_names(list(agg)) if n not in _NOT_IN_SUMMARY]
     if paper_reference:
         names += [n for n in _ordered_metric_names(list(paper_reference)) if n not in names]
+    over = doc.get("aggregate_over") or "seeds"
     lines += [
         "## Results",
         "",
-        f"Mean ± std over seeds (std with ddof = {ddof}); fraction metrics in percent; "
-        "n = number of seeds with a defined value.",
+        f"Mean ± std over {over} (std with ddof = {ddof}); fraction metrics in percent; "
+        f"n = number of {over} with a defined value.",
         "",
     ]
     chance = doc.get("chance") or {}
@@ -176,6 +189,8 @@ def _render_markdown(
         lines.append("_No metrics._")
     lines.append("")
 
+    lines += _pooled_and_baselines(doc, names, decimals=decimals)
+
     if per_seed:
         seed_names = _ordered_metric_names(
             list(
@@ -188,8 +203,8 @@ def _render_markdown(
             )
         )
         if seed_names:
-            lines += ["## Per seed", ""]
-            cols = ["Seed", *(METRIC_DISPLAY_NAMES.get(n, n) for n in seed_names)]
+            lines += ["## Per fold and seed" if cv else "## Per seed", ""]
+            cols = ["Fold/seed" if cv else "Seed", *(METRIC_DISPLAY_NAMES.get(n, n) for n in seed_names)]
             lines.append("| " + " | ".join(_md_escape(c) for c in cols) + " |")
             lines.append("|" + "|".join(["---"] + ["---:"] * len(seed_names)) + "|")
             for seed, m in per_seed:
@@ -200,8 +215,9 @@ def _render_markdown(
     per_subject = doc.get("per_subject")
     if per_subject:
         metric_names = _ordered_metric_names(list(next(iter(per_subject.values())).keys()))
+        held = ", from the fold that held it out" if cv else ""
         lines += ["## Per subject", "",
-                  "Mean ± std over seeds of each subject's windows (fraction metrics in percent).", ""]
+                  f"Mean ± std over seeds of each subject's windows{held} (fraction metrics in percent).", ""]
         cols = ["Subject", "Windows", *(METRIC_DISPLAY_NAMES.get(n, n) for n in metric_names if n != "n_windows")]
         lines.append("| " + " | ".join(_md_escape(c) for c in cols) + " |")
         lines.append("|" + "|".join(["---"] + ["---:"] * (len(cols) - 1)) + "|")
@@ -224,6 +240,44 @@ def _render_markdown(
     lines.append(f"Full results: `{JSON_NAME}`.")
     lines.append("")
     return "\n".join(lines)
+
+
+def _pooled_and_baselines(doc: Mapping[str, Any], names: Sequence[str], *, decimals: int) -> list[str]:
+    """The "Pooled over folds" table (cross-validation) and the "Baselines" table (this run, then a row per
+    baseline with its alignment), when the document has them."""
+    lines: list[str] = []
+    agg = doc.get("aggregate") or {}
+    pooled = (doc.get("pooled") or {}).get("aggregate")
+    baselines = doc.get("baselines") or []
+    if not (pooled or baselines):
+        return lines
+    shown = [n for n in names if n in agg or any(n in (b.get("aggregate") or {}) for b in baselines)]
+
+    def table(rows: list[tuple[list[str], Mapping[str, Any] | None]], first: list[str]) -> list[str]:
+        cols = [*first, *(METRIC_DISPLAY_NAMES.get(n, n) for n in shown)]
+        out = ["| " + " | ".join(_md_escape(c) for c in cols) + " |",
+               "|" + "|".join(["---"] * len(first) + ["---:"] * len(shown)) + "|"]
+        for labels, a in rows:
+            a = a or {}
+            cells = [_fmt_mean_std(n, a[n], decimals=decimals) if a.get(n) else "n/a" for n in shown]
+            out.append("| " + " | ".join([*map(_md_escape, labels), *cells]) + " |")
+        return out
+
+    if pooled:
+        lines += ["## Pooled over folds", "",
+                  "Metrics of all held-out predictions of a seed together (every subject once), mean ± std over "
+                  "seeds.", "", *table([(["This run"], pooled)], ["Model"]), ""]
+    if baselines:
+        over = doc.get("aggregate_over") or "seeds"
+        rows = [(["This run", str(doc.get("alignment") or "")], agg)]
+        for b in baselines:
+            c = b.get("C")
+            rows.append(([str(b.get("label", "baseline")),
+                          f"{b.get('align', '')}, C {'by subject-wise CV' if c == 'cv' else c}"], b.get("aggregate")))
+        lines += ["## Baselines", "",
+                  f"Classical baselines scored on the same windows (`neuript baseline`), mean ± std over {over}.",
+                  "", *table(rows, ["Model", "Alignment"]), ""]
+    return lines
 
 
 def write_report(

@@ -4,11 +4,17 @@ Each seed writes ``OUT/seed<k>/model`` (the best checkpoint on the validation sp
 everything :mod:`neuript.inference` needs to run it on a new recording) and its per-window predictions.
 ``OUT/results.json`` collects the per-seed metrics; :func:`neuript.inference.evaluate_run.evaluate_run` turns them into
 the report.
+
+With ``cv`` (``"loso"`` or ``"kfold:K"``) the run is a subject-wise cross-validation instead
+(:mod:`neuript.evaluate.folds`): ``OUT/folds.json`` records the folds, every fold trains its seeds into
+``OUT/fold-XX/seed<k>/model`` with early stopping on its inner validation subjects, and the evaluation reports every
+fold's held-out subjects and the mean ± std over folds and seeds.
 """
 
 from __future__ import annotations
 
 import copy
+import json
 import logging
 import math
 from dataclasses import asdict, dataclass, field
@@ -31,7 +37,7 @@ from neuript.train.progress import Progress
 log = logging.getLogger(__name__)
 
 __all__ = ["FinetuneConfig", "finetune", "BalancedLoss", "accumulate_gradients", "FinetuneData",
-           "load_finetune_data", "build_classifier_for"]
+           "load_finetune_data", "finetune_data_of", "build_classifier_for"]
 
 
 @dataclass
@@ -77,6 +83,12 @@ class FinetuneConfig:
         standardisation) or ``"euclidean"`` (Euclidean alignment). Transductive at test time: a test subject's
         transform comes from that subject's test windows. Recorded with the model; ``predict`` aligns a new
         recording with its own windows.
+    cv
+        ``None`` (default): the stores' fixed train/val/test split. ``"loso"`` (leave one subject out) or
+        ``"kfold:K"``: subject-wise cross-validation over the stores' train + val subjects (every labelled subject
+        when the stores define no split; the test split is never used), see :mod:`neuript.evaluate.folds`.
+    cv_val_fraction
+        Share of each fold's training subjects held out (whole) for early stopping (at least one subject).
     batch_size
         Windows per optimizer step. 16 by default: small labelled sets need steps more than large batches (the
         bundled EEGMAT sample has 384 training windows: 6 steps per epoch at 64, and a 3-epoch run stayed at
@@ -117,6 +129,8 @@ class FinetuneConfig:
     optimizer_state: str = "fp32"
     align: str = "none"
     align_by: str = "subject"
+    cv: str | None = None
+    cv_val_fraction: float = 0.2
 
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)
@@ -256,12 +270,19 @@ def load_finetune_data(cfg) -> FinetuneData:
         val = WindowDataset(list(cfg.stores), split=cfg.val_split, **align)
         test = WindowDataset(list(cfg.stores), split=cfg.test_split, **align)
     if len(train) == 0:
-        raise ValueError(f"split {cfg.train_split!r} of {list(cfg.stores)} has no windows")
+        raise ValueError(f"split {cfg.train_split!r} of {list(cfg.stores)} has no windows (for stores without a "
+                         "train/val/test split, cross-validate: --cv loso or --cv kfold:K)")
     if len(val) == 0:
         raise ValueError(
             f"split {cfg.val_split!r} of {list(cfg.stores)} has no windows; early stopping needs a validation "
             "split (check that the validation subjects are in the source folder)"
         )
+    return finetune_data_of(train, val, test if len(test) else None, what=f"split {cfg.train_split!r}")
+
+
+def finetune_data_of(train, val, test, *, what: str = "the training windows") -> FinetuneData:
+    """:class:`FinetuneData` of given train / validation / (optional) test datasets, checked for labels, classes
+    and a single montage; ``what`` names the training windows in the error messages."""
     labels = train.labels
     if (labels < 0).any():
         raise ValueError(f"{int((labels < 0).sum())} training windows have no label (-1); "
@@ -274,7 +295,7 @@ def load_finetune_data(cfg) -> FinetuneData:
     counts = np.bincount(labels, minlength=n_classes).astype(np.float64)
     if (counts == 0).any():
         missing = [label_names[i] for i in np.flatnonzero(counts == 0)]
-        raise ValueError(f"classes {missing} have no training windows")
+        raise ValueError(f"classes {missing} have no windows in {what}")
     montages = train.montages
     if len(montages) != 1:
         raise ValueError(
@@ -284,7 +305,7 @@ def load_finetune_data(cfg) -> FinetuneData:
     info = train.montage_info(montages[0])
     preprocessing = train.stores[0].config
     return FinetuneData(
-        train=train, val=val, test=test if len(test) else None, label_names=label_names, n_classes=n_classes,
+        train=train, val=val, test=test, label_names=label_names, n_classes=n_classes,
         n_outputs=1 if n_classes == 2 else n_classes, prior=counts / counts.sum(), ch_names=info["ch_names"],
         positions=info["positions"], sfreq=train.sfreq, n_times=train.n_times, preprocessing=preprocessing,
         fingerprint=fingerprint([store_fingerprint(s.path) for s in train.stores]),
@@ -313,7 +334,7 @@ def _set_encoder_trainable(model: torch.nn.Module, trainable: bool) -> None:
 
 
 def _train_one_seed(cfg: FinetuneConfig, seed: int, data: FinetuneData, device: torch.device,
-                    out: Path) -> dict[str, Any]:
+                    out: Path, *, extra_provenance: dict[str, Any] | None = None) -> dict[str, Any]:
     from sklearn.metrics import balanced_accuracy_score
 
     from neuript.data.loader import make_loader
@@ -347,7 +368,8 @@ def _train_one_seed(cfg: FinetuneConfig, seed: int, data: FinetuneData, device: 
     best = {"score": -math.inf, "epoch": -1, "state": None}
     history = []
     bad_epochs = 0
-    progress = Progress(total=cfg.epochs * steps_per_epoch * cfg.batch_size, desc=f"finetune seed {seed}")
+    where = f"{out.name} " if cfg.cv else ""  # a fold's progress lines name the fold
+    progress = Progress(total=cfg.epochs * steps_per_epoch * cfg.batch_size, desc=f"finetune {where}seed {seed}")
     for epoch in range(cfg.epochs):
         _set_encoder_trainable(model, epoch >= cfg.freeze_epochs)
         model.train()
@@ -409,6 +431,7 @@ def _train_one_seed(cfg: FinetuneConfig, seed: int, data: FinetuneData, device: 
     }
     if cfg.pretrained:
         provenance["pretrained_from"] = str(cfg.pretrained)
+    provenance.update(extra_provenance or {})
     model.save_pretrained(
         seed_dir / "model", kind="finetune", label_names=data.label_names,
         preprocessing=data.preprocessing.get("preprocess", data.preprocessing),
@@ -423,7 +446,7 @@ def _train_one_seed(cfg: FinetuneConfig, seed: int, data: FinetuneData, device: 
 
 
 def finetune(cfg: FinetuneConfig) -> Path:
-    """Fine-tune one model per seed and evaluate them; returns the run directory."""
+    """Fine-tune one model per seed (per fold with ``cfg.cv``) and evaluate them; returns the run directory."""
     from neuript.inference.evaluate_run import evaluate_run
 
     check_memory_options(micro_batch_size=cfg.micro_batch_size, optimizer_state=cfg.optimizer_state)
@@ -436,17 +459,24 @@ def finetune(cfg: FinetuneConfig) -> Path:
     check_positive("lr", cfg.lr, allow_none=True)
     check_positive("epochs", cfg.epochs, integer=True)
     check_positive("batch_size", cfg.batch_size, integer=True)
+    if cfg.cv is not None:
+        from neuript.evaluate.folds import parse_cv
+
+        parse_cv(cfg.cv)  # a bad --cv fails before any data is read
     device = resolve_device(cfg.device)
     out = Path(cfg.out)
+    _check_run_kind(out, cv=cfg.cv is not None)
     out.mkdir(parents=True, exist_ok=True)
+    if cfg.cv is not None:
+        _finetune_cv(cfg, device, out)
+        evaluate_run(out, device=cfg.device)
+        return out
     data = load_finetune_data(cfg)
     write_json_atomic(out / "run.json", {
         "kind": "finetune",
         "config": cfg.to_dict(),
         "data_fingerprint": data.fingerprint,
-        "n_windows": {"train": len(data.train), "val": len(data.val), "test": len(data.test) if data.test else 0},
-        "n_subjects": {k: int(ds.windows["subject"].nunique()) if ds is not None else 0
-                       for k, ds in (("train", data.train), ("val", data.val), ("test", data.test))},
+        **_split_sizes(data),
         "label_names": data.label_names,
         "versions": versions(),
         "started": now_iso(),
@@ -460,3 +490,78 @@ def finetune(cfg: FinetuneConfig) -> Path:
     evaluate_run(out, device=cfg.device)
     return out
 
+
+def _split_sizes(data: FinetuneData) -> dict[str, dict[str, int]]:
+    """Windows and subjects of the train / val / test datasets (``run.json``)."""
+    sets = (("train", data.train), ("val", data.val), ("test", data.test))
+    return {"n_windows": {k: len(ds) if ds is not None else 0 for k, ds in sets},
+            "n_subjects": {k: int(ds.windows["subject"].nunique()) if ds is not None else 0 for k, ds in sets}}
+
+
+def _check_run_kind(out: Path, *, cv: bool) -> None:
+    """Refuse to mix a fixed-split run and a cross-validation run in one directory (their models would mix)."""
+    if cv and any(is_saved_model(d / "model") for d in out.glob("seed*")):
+        raise ValueError(f"{out} holds a fixed-split fine-tuning run (seed*/model); cross-validate into another "
+                         "--out")
+    if not cv and (out / "folds.json").exists():
+        raise ValueError(f"{out} holds a cross-validation run (folds.json); pass the same --cv to resume it, or "
+                         "use another --out")
+
+
+def _finetune_cv(cfg: FinetuneConfig, device: torch.device, out: Path) -> None:
+    """Subject-wise cross-validation: the folds of the stores' pool, one fine-tuning per fold and seed."""
+    from neuript.evaluate.folds import fold_indices, load_pool, make_folds
+
+    if not cfg.stores:
+        raise ValueError("give at least one store to fine-tune on")
+    pool, keys, what = load_pool(cfg.stores, train_split=cfg.train_split, val_split=cfg.val_split,
+                                 test_split=cfg.test_split, align=cfg.align, align_by=cfg.align_by)
+    folds = make_folds(pool.windows, cv=cfg.cv, val_fraction=cfg.cv_val_fraction)
+    subjects, counts = np.unique(keys, return_counts=True)
+    assignment = {
+        "cv": cfg.cv,
+        "pool": what,
+        "val_fraction": cfg.cv_val_fraction,
+        "inner_validation": "round(val_fraction * n) of each fold's n training subjects (at least one, leaving at "
+                            "least one), first in SHA-1 order of their ids, held out whole for early stopping",
+        "subjects": {str(s): int(n) for s, n in zip(subjects, counts)},
+        "folds": [f.to_dict() for f in folds],
+    }
+    folds_path = out / "folds.json"
+    if folds_path.exists():
+        before = json.loads(folds_path.read_text())
+        if before.get("folds") != assignment["folds"] or before.get("cv") != cfg.cv:
+            raise ValueError(f"{out} holds a cross-validation run with other folds ({before.get('cv')}, "
+                             f"{len(before.get('folds', []))} folds; see {folds_path}): use another --out, or "
+                             "delete it to start over")
+    write_json_atomic(folds_path, assignment)
+    datas = []
+    for fold in folds:
+        part = {k: pool.select(fold_indices(keys, getattr(fold, f"{k}_subjects")))
+                for k in ("inner_train", "inner_val", "test")}
+        datas.append(finetune_data_of(part["inner_train"], part["inner_val"], part["test"],
+                                      what=f"the training subjects of {fold.name}"))
+    write_json_atomic(out / "run.json", {
+        "kind": "finetune-cv",
+        "config": cfg.to_dict(),
+        "data_fingerprint": datas[0].fingerprint,
+        "cv": assignment,
+        "label_names": datas[0].label_names,
+        "versions": versions(),
+        "started": now_iso(),
+    })
+    for fold, data in zip(folds, datas):
+        fdir = out / fold.name
+        fdir.mkdir(exist_ok=True)
+        write_json_atomic(fdir / "run.json", {
+            "kind": "finetune", "config": cfg.to_dict(), "fold": fold.to_dict(), "pool": what,
+            "data_fingerprint": data.fingerprint, **_split_sizes(data), "label_names": data.label_names,
+            "versions": versions(), "started": now_iso(),
+        })
+        for seed in cfg.seeds:
+            done = fdir / f"seed{seed}" / "model"
+            if is_saved_model(done):
+                log.info("%s seed %d already finished in %s; skipping (delete it to retrain)", fold.name, seed, done)
+                continue
+            _train_one_seed(cfg, seed, data, device, fdir,
+                            extra_provenance={"fold": fold.to_dict(), "cv": cfg.cv})
