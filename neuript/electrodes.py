@@ -38,6 +38,8 @@ __all__ = [
     "electrode_region",
     "lobe_groups",
     "standard_electrodes",
+    "read_rename",
+    "check_not_grid_cap",
 ]
 
 #: The 20 double-banana (TCP) bipolar pairs of spec §1, in paper order. Index 12 is ``Fp1-F3`` (the reference
@@ -587,3 +589,66 @@ def _derived_groups(names, positions, *, n: int, scheme: str, midline_tol: float
 def iter_eeg(names: Iterable[str]) -> list[int]:
     """Indices of the channels that are EEG (monopolar or bipolar), skipping recognised non-EEG channels."""
     return [i for i, n in enumerate(names) if parse_channel(n).kind != "non_eeg"]
+
+
+def read_rename(items) -> dict[str, str]:
+    """Channel renames from ``OLD=NEW`` strings and/or mapping files (what ``--rename`` takes).
+
+    A file is JSON (``{"EEG 000": "Fp1", ...}``) or a two-column CSV/TSV (old, new; a header line ``old,new``
+    is optional). Raises ``ValueError`` naming the bad item or line.
+    """
+    import csv
+    import json
+    from pathlib import Path
+
+    out: dict[str, str] = {}
+    for item in items or []:
+        item = str(item)
+        path = Path(item)
+        if "=" not in item and path.suffix.lower() in (".json", ".csv", ".tsv", ".txt"):
+            if not path.is_file():
+                raise ValueError(f"--rename {item}: no such mapping file")
+            if path.suffix.lower() == ".json":
+                try:
+                    mapping = json.loads(path.read_text())
+                except ValueError as err:
+                    raise ValueError(f"--rename {item}: not valid JSON ({err})") from None
+                if not isinstance(mapping, dict):
+                    raise ValueError(f"--rename {item}: expected a JSON object {{\"OLD\": \"NEW\"}}")
+                out.update({str(k): str(v) for k, v in mapping.items()})
+                continue
+            delim = "\t" if path.suffix.lower() == ".tsv" else ","
+            with open(path, newline="", encoding="utf-8") as fh:
+                for n, row in enumerate(csv.reader(fh, delimiter=delim), start=1):
+                    if not row or row[0].startswith("#") or (n == 1 and [c.strip().lower() for c in row[:2]] ==
+                                                             ["old", "new"]):
+                        continue
+                    if len(row) < 2 or not row[0].strip() or not row[1].strip():
+                        raise ValueError(f"--rename {item} line {n}: expected two columns OLD{delim}NEW, got {row}")
+                    out[row[0].strip()] = row[1].strip()
+            continue
+        if "=" not in item:
+            raise ValueError(f"--rename expects OLD=NEW or a mapping file (.json/.csv/.tsv), got {item!r}")
+        old, new = item.split("=", 1)
+        if not old.strip() or not new.strip():
+            raise ValueError(f"--rename expects OLD=NEW with both names, got {item!r}")
+        out[old.strip()] = new.strip()
+    return out
+
+
+_GRID_LABEL = re.compile(r"^([A-H])([1-9]|[12][0-9]|3[0-2])$")
+
+
+def check_not_grid_cap(names, source: str) -> None:
+    """Refuse grid-labelled caps (BioSemi 128/256: ``A1..A32, B1..B32, ...``) before their labels are read as
+    10-05 names: there ``C3`` is slot 3 of grid row C, not the 10-20 C3, and ``A1`` is not the left ear.
+
+    A cap is grid-labelled when at least 16 labels are letter A-H + number and one number is above 10 (no
+    single-letter 10-05 name goes above 10)."""
+    hits = [m for n in names if (m := _GRID_LABEL.match(str(n).strip()))]
+    if len(hits) >= 16 and any(int(m.group(2)) > 10 for m in hits):
+        raise ValueError(
+            f"{source}: the channels are labelled as a grid ({', '.join(m.group(0) for m in hits[:6])} ...: "
+            f"{len(hits)} labels like a BioSemi 128/256 cap), not with 10-05 names; labels such as C3 or A1 would "
+            "be placed at the wrong electrodes. Rename them to the 10-05 electrodes they sit nearest, with "
+            "--rename MAPPING.csv (two columns: grid label, 10-05 name).")

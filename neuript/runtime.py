@@ -21,7 +21,7 @@ import torch
 
 __all__ = [
     "now_iso", "seed_everything", "versions", "fingerprint", "resolve_device", "PRECISIONS", "check_precision",
-    "autocast", "check_choice", "check_positive", "OptionError",
+    "autocast", "check_choice", "check_positive", "OptionError", "tensorboard_writer",
 ]
 
 
@@ -123,3 +123,14 @@ def autocast(device: torch.device, precision: str) -> Iterator[None]:
     # held until the region ends) only costs memory
     with torch.autocast(device_type=device.type, dtype=torch.bfloat16, cache_enabled=False):
         yield
+
+
+def tensorboard_writer(logdir):
+    """A TensorBoard ``SummaryWriter`` for ``logdir``; a missing package is an ``ImportError`` that gives the
+    install command (TensorBoard is an optional extra)."""
+    try:
+        from torch.utils.tensorboard import SummaryWriter
+    except ImportError:
+        raise ImportError("--tensorboard needs the tensorboard package: pip install 'neuript[tensorboard]' "
+                          "(the CSV logs are written without it)") from None
+    return SummaryWriter(str(logdir))

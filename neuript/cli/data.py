@@ -55,6 +55,9 @@ def prepare(
         None, "--set", help="Recipe or preprocessing option KEY=VALUE (repeatable), e.g. --set reject_uv=100, "
                             "--set subjects=0,1,2, --set l_freq=0.5. See `neuript prepare RECIPE --list-options`."),
     list_options: bool = typer.Option(False, "--list-options", help="Print the recipe's options and exit."),
+    rename: Optional[List[str]] = typer.Option(
+        None, "--rename", help="Rename a channel before anything else, OLD=NEW (repeatable), or a mapping file "
+                               "(.json object or two-column .csv/.tsv); recorded in the store."),
     overwrite: bool = typer.Option(False, "--overwrite", help="Rebuild a store that has other settings."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar."),
 ) -> None:
@@ -104,8 +107,10 @@ def prepare(
         warnings.simplefilter("always", UserWarning)
         warnings.showwarning = _show_warning  # restored by catch_warnings
         try:
+            from neuript.electrodes import read_rename
+
             report = prepare_store(r, source=source, out=out, config=cfg, n_jobs=n_jobs, dtype=dtype,
-                                   progress=not quiet, overwrite=overwrite)
+                                   progress=not quiet, overwrite=overwrite, rename=read_rename(rename) or None)
         except PrepareError as err:
             typer.echo(format_info(store_info(out)), err=False)
             typer.echo(f"\nerror: {err}", err=True)

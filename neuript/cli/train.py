@@ -116,6 +116,10 @@ def finetune_cmd(
     precision: str = typer.Option("bf16", help="bf16 (autocast) or fp32."),
     num_workers: int = typer.Option(0, help="DataLoader worker processes."),
     device: str = typer.Option("auto", help="auto, cpu, cuda ..."),
+    tensorboard: bool = typer.Option(False, help="Also log to TensorBoard (needs the tensorboard package); CSV logs "
+                                                 "(seed*/log.csv per step, history.csv per epoch) are always written."),
+    overwrite: bool = typer.Option(False, "--overwrite", help="Replace a run in --out that was fine-tuned on other "
+                                                              "data or settings (refused otherwise)."),
 ) -> None:
     """Fine-tune the IILP classifier (from a pretrained run or from scratch), then evaluate it."""
     from neuript.train.finetune import FinetuneConfig, finetune
@@ -126,7 +130,7 @@ def finetune_cmd(
         batch_size=batch_size, lr=lr, head_lr=head_lr, weight_decay=weight_decay, freeze_epochs=freeze_epochs,
         patience=patience, seeds=_seeds(seeds), precision=precision, num_workers=num_workers, device=device,
         micro_batch_size=micro_batch, optimizer_state=optimizer_state, align=align, align_by=align_by,
-        cv=cv, cv_val_fraction=cv_val_fraction,
+        cv=cv, cv_val_fraction=cv_val_fraction, tensorboard=tensorboard, overwrite=overwrite,
     )
     run = finetune(cfg)
     models = f"{run}/fold-*/seed*/model" if cv else f"{run}/seed*/model"
@@ -197,7 +201,11 @@ StrideOpt = Annotated[Optional[float], typer.Option(help="Window stride in secon
 AllowMissingOpt = Annotated[bool, typer.Option(
     "--allow-missing", help="Interpolate electrodes the model needs but the file lacks (spherical splines) "
     "instead of failing.")]
-RenameOpt = Annotated[Optional[list[str]], typer.Option("--rename", help="Rename a channel, OLD=NEW (repeatable).")]
+RenameOpt = Annotated[Optional[list[str]], typer.Option(
+    "--rename", help="Rename a channel, OLD=NEW (repeatable), or a mapping file (.json object or two-column .csv/.tsv).")]
+MaxInterpOpt = Annotated[Optional[int], typer.Option(
+    "--max-interpolated", help="With --allow-missing: the most electrodes to interpolate (default: a quarter of "
+    "those the model needs).")]
 DeviceOpt = Annotated[str, typer.Option(help="auto, cpu, cuda ...")]
 PrecisionOpt = Annotated[str, typer.Option(
     help="fp32 (default) or bf16: autocast, several times faster for large models on CPUs with bf16 units and on "
@@ -210,6 +218,7 @@ def predict_cmd(
     out: Annotated[Optional[Path], typer.Option("--out", "-o", help="CSV to write (default: FILE stem + .predictions.csv).")] = None,
     stride: StrideOpt = None,
     allow_missing: AllowMissingOpt = False,
+    max_interpolated: MaxInterpOpt = None,
     rename: RenameOpt = None,
     device: DeviceOpt = "auto",
     precision: PrecisionOpt = "fp32",
@@ -222,7 +231,7 @@ def predict_cmd(
 
     path, table = predict_file(file, model, out=out, stride_s=stride, allow_missing=allow_missing,
                                rename=_parse_rename(rename), device=device, precision=precision, fmt=format,
-                               return_table=True)
+                               return_table=True, max_interpolated=_check_max_interp(max_interpolated))
     console.print(f"{file}: {summarise(table)}", highlight=False)
     console.print(f"[green]predictions[/]: {path}")
 
@@ -233,6 +242,7 @@ def embed_cmd(
     out: Annotated[Optional[Path], typer.Option("--out", "-o", help=".npy to write (default: FILE stem + .embeddings.npy).")] = None,
     stride: StrideOpt = None,
     allow_missing: AllowMissingOpt = False,
+    max_interpolated: MaxInterpOpt = None,
     rename: RenameOpt = None,
     device: DeviceOpt = "auto",
     precision: PrecisionOpt = "fp32",
@@ -241,20 +251,22 @@ def embed_cmd(
     from neuript.inference.predict import embed_file
 
     path = embed_file(file, model, out=out, stride_s=stride, allow_missing=allow_missing,
-                      rename=_parse_rename(rename), device=device, precision=precision)
+                      rename=_parse_rename(rename), device=device, precision=precision,
+                      max_interpolated=_check_max_interp(max_interpolated))
     console.print(f"[green]embeddings[/]: {path}")
 
 
 def _parse_rename(items: list[str] | None) -> dict[str, str] | None:
-    if not items:
-        return None
-    out = {}
-    for item in items:
-        if "=" not in item:
-            raise typer.BadParameter(f"--rename expects OLD=NEW, got {item!r}")
-        old, new = item.split("=", 1)
-        out[old] = new
-    return out
+    from neuript.electrodes import read_rename
+
+    return read_rename(items) or None
+
+
+def _check_max_interp(value: int | None) -> int | None:
+    from neuript.runtime import check_positive
+
+    check_positive("max-interpolated", value, allow_none=True, integer=True, allow_zero=True)
+    return value
 
 
 def register(app: typer.Typer) -> None:

@@ -59,12 +59,18 @@ def _interval_labels(starts_s: np.ndarray, onsets: np.ndarray, durations: np.nda
     return out
 
 
-def process_recording(rec, recipe, cfg: PreprocessConfig, shard_dir: Path, dtype: str) -> dict[str, Any]:
-    """Read, preprocess, window, reject and write one recording's shard. Returns its metadata."""
+def process_recording(rec, recipe, cfg: PreprocessConfig, shard_dir: Path, dtype: str, *,
+                      rename: dict[str, str] | None = None) -> dict[str, Any]:
+    """Read, preprocess, window, reject and write one recording's shard (``rename``: channel renames applied
+    right after reading). Returns its metadata."""
     from neuript.data.io import read_raw
     from neuript.data.recording import check_amplitude
 
     raw = read_raw(rec.path)
+    if rename:
+        present = {k: v for k, v in rename.items() if k in raw.ch_names}
+        if present:
+            raw.rename_channels(present, verbose="error")
     events = recipe.events(raw, rec)
     flat: dict[str, np.ndarray] = {}
     data, ch_names, positions, sfreq = preprocess_raw(raw, cfg, flat_out=flat)
@@ -138,7 +144,7 @@ def _init_worker() -> None:
         pass
 
 
-def _worker(rec, recipe_name, recipe_opts, cfg_dict, shard_dir, dtype):
+def _worker(rec, recipe_name, recipe_opts, cfg_dict, shard_dir, dtype, rename=None):
     import warnings as _w
 
     from neuript.data.recipes import get_recipe
@@ -147,7 +153,8 @@ def _worker(rec, recipe_name, recipe_opts, cfg_dict, shard_dir, dtype):
         with _w.catch_warnings():
             _w.simplefilter("ignore")
             recipe = get_recipe(recipe_name, **recipe_opts)
-            meta = process_recording(rec, recipe, PreprocessConfig.from_dict(cfg_dict), Path(shard_dir), dtype)
+            meta = process_recording(rec, recipe, PreprocessConfig.from_dict(cfg_dict), Path(shard_dir), dtype,
+                                     rename=rename)
         return rec.recording, {k: meta[k] for k in ("n_windows", "n_windows_total", "rejected")}, None
     except Exception as err:  # noqa: BLE001 - reported per recording, never swallowed
         msg = f"{type(err).__name__}: {err}"
@@ -178,6 +185,43 @@ def _shard_done(out: Path, recording: str) -> bool:
         return False
 
 
+def _empty_recordings(store: WindowStore, cfg: PreprocessConfig) -> dict[str, str]:
+    """Recordings that gave no window at all, with why (shorter than a window, or no labelled events)."""
+    window_s = cfg.n_times / cfg.sfreq
+    out = {}
+    for rid, m in store._recs.items():
+        if m.get("n_windows_total", m["n_windows"]) == 0:
+            dur = float(m.get("duration_s", 0.0))
+            why = (f"{dur:.1f} s after cropping, shorter than one {window_s:g} s window" if dur < window_s
+                   else f"{dur:.1f} s but no window in a labelled event")
+            out[f"{rid} [{m.get('path', rid)}]"] = why
+    return out
+
+
+#: Companion files of a recording (read with it, never a recording of their own).
+_COMPANIONS = (".fdt", ".eeg", ".vmrk", ".dat")
+
+
+def _unused_files(source: Path, recs) -> dict[str, Any]:
+    """Files under ``source`` that the recipe did not use: recordings by name (a misnamed file, another
+    extension), everything else counted."""
+    from neuript.data.io import SUPPORTED_SUFFIXES, _suffix
+
+    used = {Path(r.path).resolve() for r in recs}
+    recordings, other = [], 0
+    if not source.is_dir():
+        return {"recordings": [], "n_recordings": 0, "n_other": 0}
+    for f in sorted(source.rglob("*")):
+        if not f.is_file() or f.resolve() in used or f.name.startswith("."):
+            continue
+        suffix = _suffix(f)
+        if suffix in SUPPORTED_SUFFIXES:
+            recordings.append(str(f.relative_to(source)))
+        elif suffix not in _COMPANIONS:
+            other += 1
+    return {"recordings": recordings[:50], "n_recordings": len(recordings), "n_other": other}
+
+
 class PrepareReport(dict):
     """Result of :func:`prepare_store`: ``done``, ``skipped``, ``failed`` (rec → message), ``n_windows``,
     ``rejected`` (reason → count), ``seconds``."""
@@ -191,6 +235,8 @@ def _config_fingerprint(manifest: dict) -> str:
     core["label_names"] = {str(k): v for k, v in (manifest.get("label_names") or {}).items()}
     splits = manifest.get("splits") or {}
     core["splits"] = splits if splits.get("by") == "subject" else None
+    if manifest.get("rename"):  # older stores have no key: same fingerprint as before
+        core["rename"] = manifest["rename"]
     return hashlib.sha1(json.dumps(core, sort_keys=True, default=_json_default).encode()).hexdigest()
 
 
@@ -205,6 +251,7 @@ def prepare_store(
     progress: bool = True,
     overwrite: bool = False,
     raise_on_error: bool = True,
+    rename: dict[str, str] | None = None,
 ) -> PrepareReport:
     """Prepare a window store from a recipe (parallel, resumable, atomic).
 
@@ -228,6 +275,9 @@ def prepare_store(
         Show a progress bar (tqdm, on stderr).
     raise_on_error : bool
         Raise :class:`PrepareError` after all other recordings are done if any failed.
+    rename : dict, optional
+        Channel renames (old → new name) applied to every recording right after reading, for labels the
+        recipe does not recognise; recorded in the manifest (a store built with other renames is not resumed).
 
     Returns
     -------
@@ -249,6 +299,8 @@ def prepare_store(
         "label_names": desc["label_names"], "config": cfg.to_dict(), "dtype": dtype, "sfreq": cfg.sfreq,
         "n_times": cfg.n_times, "source": str(Path(source).resolve()), "complete": False,
     }
+    if rename:
+        manifest["rename"] = dict(rename)
     if desc.get("splits") is not None:  # how the splits were made and which subjects are in each (data/splits.py)
         manifest["splits"] = desc["splits"]
     mpath = out / "manifest.json"
@@ -276,7 +328,7 @@ def prepare_store(
     skipped = len(recs) - len(todo)
     failed: dict[str, str] = {}
     done: dict[str, dict] = {}
-    args = (recipe.name, dict(recipe.opts), cfg.to_dict(), str(shard_dir), dtype)
+    args = (recipe.name, dict(recipe.opts), cfg.to_dict(), str(shard_dir), dtype, dict(rename or {}) or None)
     bar = None
     if progress:
         from tqdm.auto import tqdm
@@ -314,7 +366,14 @@ def prepare_store(
     manifest["complete"] = not failed
     manifest["summary"] = {"n_recordings": len(store.recordings), "n_windows": len(store),
                            "rejected": store.rejected_counts(), "failed": len(failed)}
+    manifest["empty_recordings"] = _empty_recordings(store, cfg)
+    manifest["unused_files"] = _unused_files(Path(source), recs)
     atomic_write_text(mpath, json.dumps(manifest, indent=1, default=_json_default))
+    if manifest["empty_recordings"]:
+        shown = "; ".join(f"{k} ({v})" for k, v in list(manifest["empty_recordings"].items())[:5])
+        more = len(manifest["empty_recordings"]) - 5
+        warnings.warn(f"{len(manifest['empty_recordings'])} recording(s) gave no windows: {shown}"
+                      f"{f' and {more} more (neuript info {out})' if more > 0 else ''}", UserWarning, stacklevel=2)
     rej = {r: sum(m["rejected"][r] for m in done.values()) for r in REJECT_REASONS}
     report = PrepareReport(done=len(done), skipped=skipped, failed=failed, n_windows=len(store), rejected=rej,
                            seconds=time.perf_counter() - t0, store=str(out))
@@ -356,6 +415,8 @@ def store_info(path: str | os.PathLike) -> dict[str, Any]:
         "windows": len(st), "hours": len(st) * st.n_times / st.sfreq / 3600, "splits": per_split,
         "montages": montages, "rejected": st.rejected_counts(), "rejected_by_class": rej_by_label,
         "failed": st.failed(), "split_rule": st.manifest.get("splits"),
+        "empty_recordings": st.manifest.get("empty_recordings") or {},
+        "unused_files": st.manifest.get("unused_files") or {},
         "disk_mb": sum(f.stat().st_size for f in (st.path / "shards").glob("*.npy")) / 1e6,
     }
 
@@ -386,6 +447,18 @@ def format_info(info: dict[str, Any]) -> str:
     for lab, d in info["rejected_by_class"].items():
         if sum(d.values()):
             lines.append(f"  {lab:<10} " + ", ".join(f"{k}={v}" for k, v in d.items()))
+    empty = info.get("empty_recordings") or {}
+    if empty:
+        lines.append(f"recordings without windows ({len(empty)}):")
+        lines += [f"  {k}: {v}" for k, v in list(empty.items())[:10]]
+        if len(empty) > 10:
+            lines.append(f"  ... and {len(empty) - 10} more (neuript info --json)")
+    unused = info.get("unused_files") or {}
+    if unused.get("n_recordings") or unused.get("n_other"):
+        recs = unused.get("recordings", [])
+        lines.append(f"unused files in the source: {unused.get('n_recordings', 0)} recording(s) the recipe does not "
+                     f"list{': ' + ', '.join(recs[:5]) if recs else ''}{' ...' if unused.get('n_recordings', 0) > 5 else ''}"
+                     f"; {unused.get('n_other', 0)} other file(s)")
     if info["failed"]:
         lines.append(f"FAILED recordings ({len(info['failed'])}):")
         for k, v in info["failed"].items():

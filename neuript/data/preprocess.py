@@ -14,7 +14,8 @@ from typing import Any, Literal, Sequence
 
 import numpy as np
 
-from neuript.electrodes import TCP_BIPOLAR, UnknownChannelError, channel_positions, parse_channel
+from neuript.electrodes import TCP_BIPOLAR, UnknownChannelError, channel_positions, check_not_grid_cap, \
+    parse_channel
 
 __all__ = [
     "PreprocessConfig",
@@ -238,6 +239,7 @@ def preprocess_raw(raw, config: PreprocessConfig | None = None, *, rename: dict[
     src = _source(raw)
     rename = dict(rename or {})
     names = [rename.get(n, n) for n in raw.ch_names]
+    check_not_grid_cap(names, src)
     sfreq_in = float(raw.info["sfreq"])
     duration = raw.n_times / sfreq_in
     if cfg.min_duration_s is not None and duration < cfg.min_duration_s:

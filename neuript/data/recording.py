@@ -143,6 +143,9 @@ def model_channels(raw, spec: ModelInput, *, rename: dict[str, str] | None = Non
     src = source or _source(raw)
     want = list(spec.ch_names)  # compared by electrode: "EEG T3" is "T7", "FP1-F7" is "Fp1-F7"
     needed = needed_electrodes(want)
+    from neuript.electrodes import check_not_grid_cap
+
+    check_not_grid_cap([(rename or {}).get(c, c) for c in raw.ch_names], src)
     present = _present_electrodes(raw, rename)
     missing = [e for e in needed if e not in present]
     interpolated: list[str] = []

@@ -131,6 +131,8 @@ class FinetuneConfig:
     align_by: str = "subject"
     cv: str | None = None
     cv_val_fraction: float = 0.2
+    tensorboard: bool = False
+    overwrite: bool = False
 
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)
@@ -366,8 +368,15 @@ def _train_one_seed(cfg: FinetuneConfig, seed: int, data: FinetuneData, device: 
     )
 
     best = {"score": -math.inf, "epoch": -1, "state": None}
-    history = []
+    history, steps_log = [], []
     bad_epochs = 0
+    seed_dir = out / f"seed{seed}"
+    tb = None
+    if cfg.tensorboard:
+        from neuript.runtime import tensorboard_writer
+
+        tb = tensorboard_writer(seed_dir / "tensorboard")
+    step = 0
     where = f"{out.name} " if cfg.cv else ""  # a fold's progress lines name the fold
     progress = Progress(total=cfg.epochs * steps_per_epoch * cfg.batch_size, desc=f"finetune {where}seed {seed}")
     for epoch in range(cfg.epochs):
@@ -388,6 +397,11 @@ def _train_one_seed(cfg: FinetuneConfig, seed: int, data: FinetuneData, device: 
             optimizer.step()
             scheduler.step()
             losses.append(loss)
+            step += 1
+            steps_log.append({"step": step, "epoch": epoch, "loss": float(loss), "lr": scheduler.get_last_lr()[0]})
+            if tb is not None:
+                tb.add_scalar("train/loss", float(loss), step)
+                tb.add_scalar("train/lr", steps_log[-1]["lr"], step)
             train_pred.append(_predicted_class(logits))
             train_true.append(y.cpu().numpy())
             progress.update(x.shape[0], loss=losses[-1])
@@ -406,6 +420,15 @@ def _train_one_seed(cfg: FinetuneConfig, seed: int, data: FinetuneData, device: 
                         "val_loss": val_loss, "train_balanced_accuracy": train_bacc,
                         "val_balanced_accuracy": score, "val_auroc": val_metrics.get("auroc"),
                         "lr": scheduler.get_last_lr()[0], "val_collapsed": collapsed is not None})
+        seed_dir.mkdir(parents=True, exist_ok=True)
+        # per-step and per-epoch logs as the run goes (atomic: a reader never sees half a file)
+        atomic_write_text(seed_dir / "log.csv", pd.DataFrame(steps_log).to_csv(index=False))
+        atomic_write_text(seed_dir / "history.csv", pd.DataFrame(history).to_csv(index=False))
+        if tb is not None:
+            for k in ("train_loss", "val_loss", "train_balanced_accuracy", "val_balanced_accuracy", "val_auroc"):
+                if history[-1][k] is not None:
+                    tb.add_scalar(f"epoch/{k}", history[-1][k], epoch)
+            tb.flush()
         progress.write(f"seed {seed} epoch {epoch}: train loss {history[-1]['train_loss']:.4f}  "
                        f"val loss {val_loss:.4f}  train balanced accuracy {train_bacc:.4f}  "
                        f"val balanced accuracy {score:.4f}" + (f"  WARNING: {collapsed}" if collapsed else ""))
@@ -418,8 +441,9 @@ def _train_one_seed(cfg: FinetuneConfig, seed: int, data: FinetuneData, device: 
                 progress.write(f"seed {seed}: early stop at epoch {epoch} (best epoch {best['epoch']})")
                 break
     progress.close()
+    if tb is not None:
+        tb.close()
     model.load_state_dict(best["state"])
-    seed_dir = out / f"seed{seed}"
     provenance = {
         "seed": seed,
         "best_epoch": best["epoch"],
@@ -472,6 +496,7 @@ def finetune(cfg: FinetuneConfig) -> Path:
         evaluate_run(out, device=cfg.device)
         return out
     data = load_finetune_data(cfg)
+    _check_same_run(out, cfg, data.fingerprint)
     write_json_atomic(out / "run.json", {
         "kind": "finetune",
         "config": cfg.to_dict(),
@@ -496,6 +521,41 @@ def _split_sizes(data: FinetuneData) -> dict[str, dict[str, int]]:
     sets = (("train", data.train), ("val", data.val), ("test", data.test))
     return {"n_windows": {k: len(ds) if ds is not None else 0 for k, ds in sets},
             "n_subjects": {k: int(ds.windows["subject"].nunique()) if ds is not None else 0 for k, ds in sets}}
+
+
+#: settings that may change between the runs of one fine-tuning directory (more seeds, another machine)
+_RESUMABLE_KEYS = ("seeds", "device", "num_workers", "out", "overwrite", "tensorboard")
+
+
+def _check_same_run(out: Path, cfg: FinetuneConfig, data_fingerprint: str) -> None:
+    """A run directory whose finished seeds came from other data or settings is refused (their models would be
+    reported together with the new ones), unless ``cfg.overwrite``, which removes them first."""
+    import shutil
+
+    done = [d for d in sorted(out.glob("seed*")) if is_saved_model(d / "model")]
+    run_json = out / "run.json"
+    if not done or not run_json.exists():
+        return
+    try:
+        before = json.loads(run_json.read_text())
+    except ValueError:
+        before = {}
+    old = {k: v for k, v in (before.get("config") or {}).items() if k not in _RESUMABLE_KEYS}
+    new = {k: v for k, v in cfg.to_dict().items() if k not in _RESUMABLE_KEYS}
+    changed = sorted(k for k in set(old) | set(new) if old.get(k) != new.get(k))
+    if before.get("data_fingerprint") != data_fingerprint:
+        changed.insert(0, "data (the stores' contents)")
+    if not changed:
+        return
+    if not cfg.overwrite:
+        raise FileExistsError(
+            f"{out} holds {len(done)} finished model(s) fine-tuned with other {', '.join(changed[:6])}"
+            f"{' ...' if len(changed) > 6 else ''}; use another --out, or --overwrite to replace that run")
+    log.warning("--overwrite: removing the earlier run in %s (%s changed)", out, ", ".join(changed[:6]))
+    for d in out.glob("seed*"):
+        shutil.rmtree(d)
+    for f in out.glob("report.*"):
+        f.unlink()
 
 
 def _check_run_kind(out: Path, *, cv: bool) -> None:

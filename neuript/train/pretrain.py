@@ -351,9 +351,9 @@ def pretrain(cfg: PretrainConfig, *, resume: bool = False, stop_after_steps: int
     ddp_model = DistributedDataParallel(model) if ctx.distributed else model
     tb = None
     if cfg.tensorboard and ctx.is_main:
-        from torch.utils.tensorboard import SummaryWriter  # optional dependency
+        from neuript.runtime import tensorboard_writer  # optional dependency
 
-        tb = SummaryWriter(str(out / "tensorboard"))
+        tb = tensorboard_writer(out / "tensorboard")
 
     def checkpoint(ep: int, b: int) -> None:
         if ctx.is_main:

@@ -1,0 +1,112 @@
+"""What ``prepare`` tells the user about its input: recordings without windows, unused files, renames, grid caps
+(issue 11 items 5 and 6)."""
+
+from __future__ import annotations
+
+import json
+import warnings
+
+import mne
+import numpy as np
+import pytest
+from typer.testing import CliRunner
+
+from neuript.cli import _register, app
+from neuript.data.io import read_raw
+from neuript.data.prepare import format_info, prepare_store, store_info
+from neuript.data.preprocess import PreprocessConfig, preprocess_raw
+from neuript.data.recipes import get_recipe
+from neuript.electrodes import check_not_grid_cap, read_rename
+
+
+@pytest.fixture()
+def source(eegmat_dir, tmp_path):
+    src = tmp_path / "src"
+    src.mkdir()
+    for name in ("Subject00_1.edf", "Subject00_2.edf"):
+        (src / name).symlink_to(eegmat_dir / name)
+    (src / "Subject99_1.EDF.bak").write_text("x")
+    (src / "notes.txt").write_text("session notes")
+    (src / "extra").mkdir()
+    (src / "extra" / "other_recording.fif").write_bytes(b"")
+    return src
+
+
+def test_short_recordings_are_named_and_unused_files_listed(source, tmp_path):
+    out = tmp_path / "store"
+    cfg = get_recipe("eegmat").config()
+    cfg.window_s = 100.0  # longer than the 62 s task run, shorter than the 182 s rest run
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        prepare_store(get_recipe("eegmat"), source=source, out=out, config=cfg, progress=False)
+    msg = [str(w.message) for w in caught if "gave no windows" in str(w.message)]
+    assert msg and "Subject00_2" in msg[0] and "shorter than one 100 s window" in msg[0]
+    info = store_info(out)
+    assert list(info["empty_recordings"]) == [f"eegmat_Subject00_2 [{source / 'Subject00_2.edf'}]"]
+    assert info["unused_files"]["recordings"] == ["extra/other_recording.fif"]
+    assert info["unused_files"]["n_other"] == 2  # notes.txt, the .bak
+    text = format_info(info)
+    assert "recordings without windows (1)" in text and "extra/other_recording.fif" in text
+
+
+def test_read_rename_items_and_files(tmp_path):
+    assert read_rename(["EEG 000=Fp1", " EEG 001 = Fp2 "]) == {"EEG 000": "Fp1", "EEG 001": "Fp2"}
+    (tmp_path / "m.json").write_text(json.dumps({"A": "Fp1"}))
+    (tmp_path / "m.csv").write_text("old,new\nB,Fp2\n# comment\nC,F3\n")
+    (tmp_path / "m.tsv").write_text("D\tF4\n")
+    assert read_rename([str(tmp_path / f) for f in ("m.json", "m.csv", "m.tsv")]) == {
+        "A": "Fp1", "B": "Fp2", "C": "F3", "D": "F4"}
+    (tmp_path / "bad.csv").write_text("B,Fp2\nonlyone\n")
+    with pytest.raises(ValueError, match="bad.csv line 2"):
+        read_rename([str(tmp_path / "bad.csv")])
+    with pytest.raises(ValueError, match="OLD=NEW"):
+        read_rename(["Fp1"])
+
+
+def test_prepare_rename_makes_odd_labels_usable_and_is_recorded(eegmat_dir, tmp_path):
+    raw = read_raw(eegmat_dir / "Subject00_2.edf")
+    plain = tmp_path / "plain"
+    plain.mkdir()
+    raw.copy().crop(0, 30).save(plain / "Subject00_2_raw.fif", verbose="error")
+    odd = {ch: f"chan{k:02d}" for k, ch in enumerate(raw.ch_names) if ch.startswith("EEG ") and "-" not in ch}
+    raw.rename_channels(odd)
+    src = tmp_path / "src"
+    src.mkdir()
+    raw.crop(0, 30).save(src / "Subject00_2_raw.fif", verbose="error")
+    mapping = tmp_path / "map.csv"
+    mapping.write_text("".join(f"{new},{old}\n" for old, new in odd.items()))
+    _register()
+    runner = CliRunner()
+    args = ["prepare", "table", "--manifest", str(_manifest(src, tmp_path)), "--out", str(tmp_path / "st"), "-q"]
+    bad = runner.invoke(app, args)
+    assert bad.exit_code != 0  # unknown labels: refused
+    ok = runner.invoke(app, args + ["--rename", str(mapping), "--overwrite"])
+    assert ok.exit_code == 0, ok.output
+    manifest = json.loads((tmp_path / "st" / "manifest.json").read_text())
+    assert manifest["rename"]["chan00"] == "EEG Fp1"
+    ref = runner.invoke(app, ["prepare", "table", "--manifest", str(_manifest(plain, tmp_path / "plain")),
+                              "--out", str(tmp_path / "st_plain"), "-q"])
+    assert ref.exit_code == 0, ref.output
+    st, st_plain = store_info(tmp_path / "st"), store_info(tmp_path / "st_plain")
+    assert st["windows"] == st_plain["windows"] > 0
+    assert st["montages"] == st_plain["montages"]
+
+
+def _manifest(src, tmp_path):
+    m = tmp_path / "manifest.csv"
+    m.write_text(f"path,subject,label,split\n{src / 'Subject00_2_raw.fif'},00,task,train\n")
+    return m
+
+
+def test_grid_labelled_cap_is_refused(eegmat_dir):
+    grid = [f"{row}{k}" for row in "ABCD" for k in range(1, 33)]
+    with pytest.raises(ValueError, match="labelled as a grid.*BioSemi.*--rename"):
+        check_not_grid_cap(grid, "cap.bdf")
+    check_not_grid_cap(["Fp1", "C3", "C4", "A1", "A2", "T10", "F9"], "1020")  # real 10-05 names pass
+    # through preprocessing: a real signal under grid labels
+    raw = read_raw(eegmat_dir / "Subject00_2.edf").pick(list(range(19))).crop(0, 10)
+    data = np.repeat(raw.get_data(), 4, axis=0)[:76]
+    names = [f"{row}{k}" for row in "ABC" for k in range(1, 33)][:76]
+    fake = mne.io.RawArray(data, mne.create_info(names, raw.info["sfreq"], "eeg"), verbose="error")
+    with pytest.raises(ValueError, match="labelled as a grid"):
+        preprocess_raw(fake, PreprocessConfig(reference="average"))
