@@ -21,6 +21,7 @@ import numpy as np
 from sklearn import metrics as skm
 
 __all__ = [
+    "bootstrap_subjects",
     "collapse_warning",
     "BINARY_METRICS",
     "MULTICLASS_METRICS",
@@ -356,3 +357,58 @@ def collapse_warning(predicted: Any, class_names: Sequence[str], *, threshold: f
         return (f"the model predicts '{class_names[top]}' for {100 * share:.0f} % of the {pred.size} windows: it "
                 "has collapsed to one class (try more epochs or steps, a higher learning rate, or check the labels)")
     return None
+
+
+def _bacc(y: np.ndarray, pred: np.ndarray, n_classes: int) -> float:
+    recalls = [float((pred[y == c] == c).mean()) for c in range(n_classes) if (y == c).any()]
+    return float(np.mean(recalls)) if recalls else math.nan
+
+
+def _auroc(y: np.ndarray, score: np.ndarray) -> float:
+    """Binary AUROC by the Mann-Whitney rank statistic (ties get average ranks), as scikit-learn's."""
+    from scipy.stats import rankdata
+
+    pos = y == 1
+    n_pos, n_neg = int(pos.sum()), int((~pos).sum())
+    if n_pos == 0 or n_neg == 0:
+        return math.nan
+    ranks = rankdata(score)
+    return float((ranks[pos].sum() - n_pos * (n_pos + 1) / 2) / (n_pos * n_neg))
+
+
+def bootstrap_subjects(labels: Any, probs_per_seed: Sequence[Any], subjects: Any, *, n_classes: int,
+                       n_boot: int = 1000, level: float = 0.95, seed: int = 0) -> dict[str, dict[str, Any]]:
+    """Percentile confidence intervals of the seed-mean balanced accuracy (and, for two classes, AUROC) by
+    resampling *subjects* with replacement: windows of one subject are not independent, so resampling windows
+    would give intervals that are far too narrow.
+
+    Returns ``{metric: {"low", "high", "level", "n_boot", "n_subjects", "unit": "subject"}}``; empty with fewer
+    than two subjects.
+    """
+    y = _to_numpy(labels).astype(np.int64)
+    subj = np.asarray(subjects).astype(str)
+    probs = [_to_numpy(p) for p in probs_per_seed]
+    uniq = np.unique(subj)
+    if len(uniq) < 2 or not probs:
+        return {}
+    rows = [np.flatnonzero(subj == s) for s in uniq]
+    preds = [p.argmax(1) for p in probs]
+    rng = np.random.default_rng(seed)
+    draws: dict[str, list[float]] = {"balanced_accuracy": []}
+    if n_classes == 2:
+        draws["auroc"] = []
+    for _ in range(int(n_boot)):
+        idx = np.concatenate([rows[k] for k in rng.integers(0, len(uniq), len(uniq))])
+        yb = y[idx]
+        draws["balanced_accuracy"].append(float(np.nanmean([_bacc(yb, pr[idx], n_classes) for pr in preds])))
+        if n_classes == 2:
+            draws["auroc"].append(float(np.nanmean([_auroc(yb, p[idx, 1]) for p in probs])))
+    alpha = (1 - level) / 2
+    out = {}
+    for name, vals in draws.items():
+        v = np.asarray(vals, float)
+        v = v[np.isfinite(v)]
+        if len(v):
+            out[name] = {"low": float(np.quantile(v, alpha)), "high": float(np.quantile(v, 1 - alpha)),
+                         "level": level, "n_boot": int(n_boot), "n_subjects": int(len(uniq)), "unit": "subject"}
+    return out

@@ -167,8 +167,14 @@ def _render_markdown(
         "",
     ]
     chance = doc.get("chance") or {}
+    boot = doc.get("bootstrap") or {}
+    if boot:
+        b0 = next(iter(boot.values()))
+        lines += [f"CI: {100 * b0['level']:.0f} % percentile interval of the seed-mean value over "
+                  f"{b0['n_boot']} bootstrap resamples of the {b0['n_subjects']} subjects (windows of a subject "
+                  "move together).", ""]
     if names:
-        cols = ["Metric", "This run", "n"] + (["Chance"] if chance else [])
+        cols = ["Metric", "This run", "n"] + (["CI"] if boot else []) + (["Chance"] if chance else [])
         if paper_reference:
             cols.append(_md_escape(paper_label))
         lines.append("| " + " | ".join(cols) + " |")
@@ -180,6 +186,10 @@ def _render_markdown(
                 _fmt_mean_std(n, a, decimals=decimals) if a else "n/a",
                 str(a.get("n", 0)) if a else "0",
             ]
+            if boot:
+                ci = boot.get(n)
+                row.append(f"[{_fmt_value(n, ci['low'], decimals=decimals)}, {_fmt_value(n, ci['high'], decimals=decimals)}]"
+                           if ci else "")
             if chance:
                 row.append(_fmt_value(n, chance.get(n), decimals=decimals) if chance.get(n) is not None else "")
             if paper_reference:

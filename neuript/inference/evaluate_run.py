@@ -164,7 +164,7 @@ def _evaluate_seeds(run: Path, meta: dict[str, Any], ds, *, split: str, note: st
                     device: str, batch_size: int) -> tuple[dict[str, Any], dict[str, Any]]:
     """Every seed's predictions on ``ds``: the results dict of the report, and the arrays behind it."""
     from neuript.evaluate.folds import subject_keys
-    from neuript.evaluate.metrics import aggregate, collapse_warning, compute_metrics
+    from neuript.evaluate.metrics import aggregate, bootstrap_subjects, collapse_warning, compute_metrics
 
     cfg = meta["config"]
     dev = resolve_device(device)
@@ -204,6 +204,8 @@ def _evaluate_seeds(run: Path, meta: dict[str, Any], ds, *, split: str, note: st
         "per_seed": per_seed,
         "aggregate": aggregate(list(per_seed.values())),
         "per_subject": {subj: aggregate(ms) for subj, ms in subject_runs.items()},
+        "bootstrap": bootstrap_subjects(labels, list(all_probs.values()), subjects, n_classes=n_classes)
+        if all_probs else {},
         "warnings": warnings_out,
         "chance": _chance(labels, n_classes),
         "n_subjects": len(subject_runs),

@@ -205,3 +205,32 @@ def test_aggregate_single_run_and_all_nan():
     assert math.isnan(agg["a"]["mean"]) and math.isnan(agg["a"]["std"]) and agg["a"]["n"] == 0
     assert math.isnan(aggregate([{"a": 0.5}], ddof=1)["a"]["std"])
     assert aggregate([]) == {}
+
+
+def test_bootstrap_over_subjects_matches_sklearn_and_brackets_the_estimate():
+    from sklearn.metrics import balanced_accuracy_score, roc_auc_score
+
+    from neuript.evaluate.metrics import _auroc, _bacc, bootstrap_subjects
+
+    rng = np.random.default_rng(0)
+    n_subj, per = 8, 40
+    subjects = np.repeat([f"s{k}" for k in range(n_subj)], per)
+    labels = np.tile(np.r_[np.zeros(30, int), np.ones(10, int)], n_subj)
+    # subject-specific offsets: windows of one subject are correlated
+    offset = np.repeat(rng.normal(0, 1.0, n_subj), per)
+    score = labels * 1.0 + offset + rng.normal(0, 0.7, len(labels))
+    p1 = 1 / (1 + np.exp(-score))
+    probs = np.stack([1 - p1, p1], 1)
+    assert abs(_bacc(labels, probs.argmax(1), 2) - balanced_accuracy_score(labels, probs.argmax(1))) < 1e-12
+    assert abs(_auroc(labels, p1) - roc_auc_score(labels, p1)) < 1e-12
+    ci = bootstrap_subjects(labels, [probs], subjects, n_classes=2, n_boot=400, seed=1)
+    est = roc_auc_score(labels, p1)
+    assert ci["auroc"]["low"] < est < ci["auroc"]["high"]
+    assert ci["auroc"]["unit"] == "subject" and ci["auroc"]["n_subjects"] == n_subj
+    # resampling subjects is wider than resampling windows would be (the point of doing it)
+    win = []
+    for _ in range(400):
+        i = rng.integers(0, len(labels), len(labels))
+        win.append(roc_auc_score(labels[i], p1[i]))
+    assert ci["auroc"]["high"] - ci["auroc"]["low"] > np.quantile(win, 0.975) - np.quantile(win, 0.025)
+    assert bootstrap_subjects(labels, [probs], np.zeros(len(labels)), n_classes=2) == {}

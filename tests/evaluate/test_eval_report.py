@@ -127,3 +127,14 @@ def test_to_jsonable_handles_numpy_and_odd_objects():
 def test_results_must_be_mapping(tmp_path):
     with pytest.raises(TypeError):
         write_report([1, 2], tmp_path, title="x")
+
+
+def test_bootstrap_interval_is_a_column(tmp_path):
+    r = {"per_seed": {0: {"balanced_accuracy": 0.71, "auroc": 0.80}, 1: {"balanced_accuracy": 0.69, "auroc": 0.78}},
+         "bootstrap": {"balanced_accuracy": {"low": 0.61, "high": 0.79, "level": 0.95, "n_boot": 1000,
+                                             "n_subjects": 4, "unit": "subject"}}}
+    _, md_path = write_report(r, tmp_path, title="t")
+    md = md_path.read_text()
+    assert "bootstrap resamples of the 4 subjects" in md
+    row = next(line for line in md.splitlines() if line.startswith("| Balanced accuracy"))
+    assert "[61.00, 79.00]" in row
