@@ -64,13 +64,19 @@ class StreamingPredictor:
         Window stride (default: the window length, non-overlapping).
     rename : dict, optional
         Stream channel name → electrode label, for non-standard names.
+    allow_missing : bool, optional
+        Interpolate electrodes the model needs but the stream lacks (as :func:`neuript.inference.predict`);
+        default False: a missing electrode is an error at the first window.
+    max_interpolated : int, optional
+        With ``allow_missing``: the most electrodes to interpolate (default: a quarter of those needed).
     device, precision, batch_size
         As for :func:`neuript.inference.predict_file`.
     """
 
     def __init__(self, model, *, ch_names: Sequence[str], sfreq: float, context_s: float | None = None,
                  stride_s: float | None = None, rename: dict[str, str] | None = None, device: str = "auto",
-                 precision: str = "fp32", batch_size: int = 16) -> None:
+                 precision: str = "fp32", batch_size: int = 16, allow_missing: bool = False,
+                 max_interpolated: int | None = None) -> None:
         import mne
 
         from neuript.data.recording import ModelInput
@@ -92,6 +98,7 @@ class StreamingPredictor:
         self.spec = ModelInput(ch_names=spec.ch_names, n_times=spec.n_times, preprocessing=self.pp)
         self._transform = input_transform(self.meta)
         self.ch_names, self.sfreq, self.rename = list(ch_names), float(sfreq), rename
+        self.allow_missing, self.max_interpolated = bool(allow_missing), max_interpolated
         self._info = mne.create_info(self.ch_names, self.sfreq, ch_types="eeg")  # every segment's channel info
         self.precision, self.batch_size = precision, batch_size
         from neuript.inference.predict import _label_names
@@ -168,9 +175,10 @@ class StreamingPredictor:
         hi = min(self._n_seen, a + self._win_in + self._ctx_in)
         seg = self._buf[:, lo - self._buf_start: hi - self._buf_start]
         raw = mne.io.RawArray(seg, self._info, verbose="error")
-        data, _, _ = model_channels(raw, self.spec, rename=self.rename, source="the stream")
+        data, _, interpolated = model_channels(raw, self.spec, rename=self.rename, allow_missing=self.allow_missing,
+                                               max_interpolated=self.max_interpolated, source="the stream")
         off = (a - lo) * self._up // self._down
-        return dict(start=a, window=data[:, off: off + self.n_times])
+        return dict(start=a, window=data[:, off: off + self.n_times], interpolated=interpolated)
 
     def _predict(self, rows: list[dict]) -> list[dict]:
         from neuript.data.recording import window_quality
@@ -186,6 +194,7 @@ class StreamingPredictor:
             row = dict(window=int(r["start"] // self._stride_in), start_s=start_s,
                        end_s=start_s + self.n_times / self.pp.sfreq)
             row.update({f"prob_{name}": float(v) for name, v in zip(self.labels, p)})
-            row.update(predicted=self.labels[int(np.argmax(p))], peak_uv=float(pk), quality=str(q))
+            row.update(predicted=self.labels[int(np.argmax(p))], peak_uv=float(pk), quality=str(q),
+                       interpolated=" ".join(r["interpolated"]))
             out.append(row)
         return out
