@@ -44,6 +44,10 @@ p.add_argument("--seeds", default="0")
 p.add_argument("--precision", default="bf16")
 p.add_argument("--pool", default="mean", choices=["mean", "meanstd"],
                help="IILP time pooling: mean (paper) or mean and log-std over time (a power-like feature)")
+p.add_argument("--featnorm", default="none", choices=["none", "subject"],
+               help="subject: standardise the pooled features per subject (stats of the current model over up to "
+                    "--featnorm-n windows of the subject, refreshed each epoch; label-free, transductive at test)")
+p.add_argument("--featnorm-n", type=int, default=24)
 p.add_argument("--save-feats", action="store_true", help="save IILP-pooled features of train/val (full windows) per seed")
 args = p.parse_args()
 out = Path("neuript_runs/eegmat_exp/ft") / args.name
@@ -78,13 +82,45 @@ xva_in = prep(xva)
 device = torch.device("cpu")
 
 
+FN = {"stats": None}  # (mu, sd) per window of the current forward, or None
+
+
 @torch.no_grad()
-def predict(model, x):
+def pooled_flat(model, x):
+    model.eval(); FN["stats"] = None
+    out_ = []
+    for k in range(0, len(x), 64):
+        with autocast(device, args.precision):
+            out_.append(model.forward_head(model.forward_features(x[k:k + 64]), pre_logits=True).float())
+    return torch.cat(out_)
+
+
+def subject_stats(model, x, subj, rng, n=None):
+    """subject -> (mu, sd) of the pooled features over (up to n) windows of the subject."""
+    st = {}
+    for s_ in np.unique(subj):
+        ids = np.flatnonzero(subj == s_)
+        if n and len(ids) > n:
+            ids = np.sort(rng.choice(ids, n, replace=False))
+        f_ = pooled_flat(model, x[ids])
+        st[s_] = (f_.mean(0), f_.std(0) + 1e-3)
+    return st
+
+
+def batch_stats(st, subj_b):
+    return (torch.stack([st[s_][0] for s_ in subj_b]), torch.stack([st[s_][1] for s_ in subj_b]))
+
+
+@torch.no_grad()
+def predict(model, x, subj=None):
+    st = subject_stats(model, x, subj, None) if args.featnorm == "subject" else None
     model.eval()
     logits = []
     for k in range(0, len(x), 64):
+        FN["stats"] = batch_stats(st, subj[k:k + 64]) if st is not None else None
         with autocast(device, args.precision):
             logits.append(model(x[k:k + 64]).float().squeeze(-1))
+    FN["stats"] = None
     return torch.cat(logits).numpy()
 
 
@@ -113,6 +149,19 @@ for seed in [int(s) for s in args.seeds.split(",")]:
             return out_.flatten(1) if flatten else out_
 
         head.pool = types.MethodType(_pool, head)
+    if args.featnorm == "subject":
+        import types
+
+        def _fhead(self, features, *, pre_logits=False):
+            flat = features.flatten(1)
+            if pre_logits:
+                return flat
+            if FN["stats"] is not None:
+                mu, sd = FN["stats"]
+                flat = ((flat.float() - mu) / sd).to(flat.dtype)
+            return self.final_layer.classify(flat)
+
+        model.forward_head = types.MethodType(_fhead, model)
     loss_fn = BalancedLoss(data.prior if args.sampler == "all" else np.array([0.5, 0.5]),
                            tau=1.0 if args.loss == "balanced" else 0.0, label_smoothing=args.ls, binary=True)
     pos, neg = np.flatnonzero(ytr == 1), np.flatnonzero(ytr == 0)
@@ -132,6 +181,8 @@ for seed in [int(s) for s in args.seeds.split(",")]:
                else np.arange(len(ytr)))
         idx = rng.permutation(idx)
         tl, tp, ty = [], [], []
+        tr_st = subject_stats(model, prep(xtr), str_, rng, args.featnorm_n) if args.featnorm == "subject" else None
+        model.train()
         for b in range(steps):
             bi = idx[b * args.batch:(b + 1) * args.batch]
             x = xtr[bi]
@@ -143,8 +194,11 @@ for seed in [int(s) for s in args.seeds.split(",")]:
             x = prep(x)
             y = ytr_t[bi]
             opt.zero_grad(set_to_none=True)
+            FN["stats"] = batch_stats(tr_st, str_[bi]) if tr_st is not None else None
             with autocast(device, args.precision):
                 logit = model(x)
+            FN["stats"] = None
+            with autocast(device, args.precision):
                 loss = loss_fn(logit, y) + 0.8 * model.aux_loss
             loss.backward()
             torch.nn.utils.clip_grad_norm_(model.parameters(), 5.0)
@@ -157,19 +211,19 @@ for seed in [int(s) for s in args.seeds.split(",")]:
                         be.copy_(bm)
             tl.append(float(loss)); tp.append(logit.detach().float().squeeze(-1).numpy()); ty.append(y.numpy())
         tp, ty = np.concatenate(tp), np.concatenate(ty)
-        lv = predict(model, xva_in)
+        lv = predict(model, xva_in, sva)
         yv = torch.tensor(yva, dtype=torch.float32)
         h = {"epoch": ep, "train_loss": float(np.mean(tl)), "train_bacc": balanced_accuracy_score(ty, tp > 0),
              "val_ce": float(F.binary_cross_entropy_with_logits(torch.tensor(lv), yv)), **{f"val_{k}": v for k, v in metrics(yva, lv).items()},
              "val_mean_logit": float(lv.mean()), "secs": time.perf_counter() - t0}
         if ema is not None:
-            le = predict(ema, xva_in)
+            le = predict(ema, xva_in, sva)
             h.update({f"ema_{k}": v for k, v in metrics(yva, le).items()})
         hist.append(h)
         print(f"[{args.name} s{seed}] ep{ep} loss {h['train_loss']:.3f} trBAcc {h['train_bacc']:.3f} | val CE {h['val_ce']:.3f} "
               f"BAcc {h['val_bacc']:.3f} AUROC {h['val_auroc']:.3f} meanlogit {h['val_mean_logit']:+.2f}"
               + (f" | EMA {h['ema_bacc']:.3f}/{h['ema_auroc']:.3f}" if ema is not None else "") + f"  {h['secs']:.0f}s", flush=True)
-    final = predict(ema if ema is not None else model, xva_in)
+    final = predict(ema if ema is not None else model, xva_in, sva)
     if args.save_feats:
         fm = ema if ema is not None else model
         for nm, xx in (("train", prep(xtr)), ("val", xva_in)):
