@@ -15,6 +15,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import datetime as _dt
+import errno
 import json
 import math
 import numbers
@@ -27,16 +28,30 @@ from typing import IO, Any
 
 import numpy as np
 
-__all__ = ["FSYNC", "atomic_write", "atomic_write_text", "atomic_write_json", "atomic_path", "atomic_directory",
+__all__ = ["FSYNC", "OutputError", "atomic_write", "atomic_write_text", "atomic_write_json", "atomic_path", "atomic_directory",
            "to_jsonable"]
 
 FSYNC = os.environ.get("NEURIPT_FSYNC", "0").lower() not in ("0", "", "false", "no")
 
 
+class OutputError(OSError):
+    """An output location that cannot be written (full disk, read-only file system, quota): the message names the
+    output and the fix; the command prints it as one line (``PermissionError`` keeps its own type)."""
+
+
+#: errors of the output *location* (not of the program): full disk, read-only mount, quota, no permission
+_LOCATION_ERRNOS = {errno.ENOSPC, errno.EROFS, errno.EDQUOT, errno.EACCES, errno.EPERM, errno.EFBIG}
+
+
 def _unwritable(path: Path, err: OSError) -> OSError:
-    kind = "the disk is full" if getattr(err, "errno", None) == 28 else (err.strerror or str(err))
-    return type(err)(err.errno, f"cannot write {path}: {kind}. Choose a writable location (e.g. --out DIR); "
-                                "nothing was written and earlier outputs are unchanged")
+    kind = "the disk is full" if getattr(err, "errno", None) == errno.ENOSPC else (err.strerror or str(err))
+    cls = PermissionError if isinstance(err, PermissionError) else OutputError
+    return cls(err.errno, f"cannot write {path}: {kind}. Choose a writable location (e.g. --out DIR); "
+                          "nothing was written and earlier outputs are unchanged")
+
+
+def _is_location_error(err: BaseException) -> bool:
+    return isinstance(err, OSError) and not isinstance(err, OutputError) and err.errno in _LOCATION_ERRNOS
 
 
 @contextlib.contextmanager
@@ -56,9 +71,11 @@ def atomic_path(path: str | os.PathLike, *, mode: int = 0o644) -> Iterator[Path]
         yield Path(tmp)
         os.chmod(tmp, mode)  # mkstemp creates 0o600
         os.replace(tmp, path)
-    except BaseException:
+    except BaseException as e:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(tmp)
+        if _is_location_error(e):  # the disk filled up or the location turned read-only while writing / renaming
+            raise _unwritable(path, e) from None
         raise
 
 
@@ -72,8 +89,11 @@ def atomic_directory(path: str | os.PathLike) -> Iterator[Path]:
     import shutil
 
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(dir=path.parent, prefix=f".{path.name}.tmp-"))
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = Path(tempfile.mkdtemp(dir=path.parent, prefix=f".{path.name}.tmp-"))
+    except OSError as e:
+        raise _unwritable(path, e) from None
     try:
         yield tmp
         old = path.with_name(f".{path.name}.old")

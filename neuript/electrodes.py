@@ -84,7 +84,8 @@ class UnknownChannelError(ValueError):
         super().__init__(
             f"{len(self.names)} channel(s){where} have no known electrode position: {shown}. Fix one of: "
             "(1) drop them (e.g. `raw.drop_channels([...])` or the recipe's channel selection / `picks`), "
-            "(2) pass a rename map to a 10-05 label, e.g. rename={'EEG 000': 'Fp1'}, "
+            "(2) rename them to 10-05 labels (command line: --rename 'EEG 000=Fp1' or a mapping file; Python: "
+            "rename={'EEG 000': 'Fp1'}), "
             "(3) pass a montage file or mne.channels.DigMontage with their positions (montage=...), "
             "or (4) use on_unknown='nan' to get NaN rows and decide yourself."
         )

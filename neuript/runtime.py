@@ -101,7 +101,18 @@ def resolve_device(device: str | None = None, *, local_rank: int = 0) -> torch.d
         if torch.cuda.is_available():
             return torch.device("cuda", local_rank % torch.cuda.device_count())
         return torch.device("cpu")
-    return torch.device(device)
+    try:
+        dev = torch.device(device)
+    except (RuntimeError, TypeError, ValueError):
+        raise OptionError(f"--device must be auto, cpu, cuda or cuda:N (or another torch device type such as mps); "
+                          f"got {device!r}") from None
+    if dev.type == "cuda" and not torch.cuda.is_available():
+        raise OptionError(f"--device {device}: no CUDA GPU is available here (torch {torch.__version__}); use "
+                          "--device cpu or auto")
+    if dev.type == "cuda" and dev.index is not None and dev.index >= torch.cuda.device_count():
+        raise OptionError(f"--device {device}: this machine has {torch.cuda.device_count()} CUDA device(s) "
+                          f"(cuda:0 .. cuda:{torch.cuda.device_count() - 1})")
+    return dev
 
 
 PRECISIONS = ("fp32", "bf16")

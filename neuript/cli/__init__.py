@@ -18,7 +18,8 @@ app = typer.Typer(
 )
 
 # Modules that add verbs to `app`. A module that is missing (not written yet) is skipped.
-_VERB_MODULES = ("neuript.cli.data", "neuript.cli.train", "neuript.cli.demo", "neuript.cli.export")
+_VERB_MODULES = ("neuript.cli.data", "neuript.cli.train", "neuript.cli.demo", "neuript.cli.export",
+                 "neuript.cli.stream")
 
 
 @app.callback()
@@ -48,12 +49,13 @@ def _register() -> None:
 # Errors that describe bad input (a file, a channel, a setting) and say how to fix it: shown as one message, not a
 # traceback (NEURIPT_DEBUG=1 shows the traceback). Anything else is a bug and is shown as one, with its traceback.
 def _user_errors() -> tuple[type[BaseException], ...]:
+    from neuript._atomic import OutputError
     from neuript.data.io import RecordingError
     from neuript.data.prepare import PrepareError
     from neuript.train.checkpoint import CheckpointError
 
     return (ValueError, FileNotFoundError, FileExistsError, PermissionError, IsADirectoryError,
-            NotADirectoryError, RecordingError, PrepareError, CheckpointError, ImportError)
+            NotADirectoryError, RecordingError, PrepareError, CheckpointError, ImportError, OutputError)
 
 
 def main() -> None:

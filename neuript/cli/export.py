@@ -29,9 +29,28 @@ def export_cmd(
 ) -> None:
     """Export a fine-tuned classifier for its montage with a dynamic batch size (input: preprocessed, A-law
     companded windows; the input contract is stored in the file's metadata)."""
-    from neuript.inference.export import export_classifier
+    from neuript.inference.export import EXPORT_FORMATS, _require_onnx, export_classifier, recording_model_input
+    from neuript.model.io import locate_artifact
+    from neuript.runtime import check_choice
 
-    res = export_classifier(run, out, fmt=format, mode=mode, verify=verify, recording=verify_on, opset=opset)
+    check_choice("format", format, tuple(EXPORT_FORMATS))
+    if mode is not None:
+        check_choice("mode", mode, ("paper", "official"))
+    if format == "onnx":
+        _require_onnx()
+    directory = locate_artifact(run)
+    target = Path(out) if out is not None else \
+        Path(directory).parent / f"model{'.' + mode if mode else ''}{EXPORT_FORMATS[format]}"
+    _check_out(target, Path(directory), verify_on)
+    windows = None
+    if verify and verify_on is not None:
+        # the recording is read and preprocessed before anything is written: a bad one leaves earlier files as
+        # they were
+        from neuript.inference.artifacts import load_classifier
+
+        model, meta = load_classifier(directory, device="cpu", **({"mode": mode} if mode else {}))
+        windows = recording_model_input(model, meta, verify_on)
+    res = export_classifier(directory, target, fmt=format, mode=mode, verify=verify, windows=windows, opset=opset)
     meta = res["metadata"]
     console.print(f"[green]exported[/] ({res['format']}, {res['mode']} mode): {res['path']}", highlight=False)
     console.print(f"input x: (batch, {meta['n_chans']}, {meta['n_times']}) at {float(meta['sfreq']):g} Hz, "
@@ -39,6 +58,19 @@ def export_cmd(
     if res["max_abs_diff"] is not None:
         console.print(f"verified on {res['n_windows_checked']} windows: max |exported - PyTorch| logit "
                       f"difference {res['max_abs_diff']:.2e}", highlight=False)
+
+
+def _check_out(target: Path, model_dir: Path, recording: Optional[Path]) -> None:
+    """Refuse an output that would replace one of the model's own files or the recording verified on."""
+    t = target.resolve()
+    if recording is not None and (t == Path(recording).resolve()
+                                  or (target.exists() and Path(recording).exists()
+                                      and target.samefile(recording))):
+        raise ValueError(f"--out {target} is the --verify-on recording itself; choose another output path")
+    own = [f for f in model_dir.iterdir() if f.is_file()] if model_dir.is_dir() else []
+    if any(t == f.resolve() for f in own):
+        raise ValueError(f"--out {target} is a file of the model directory {model_dir} (it would replace the "
+                         "model itself); choose another output path, e.g. the default (beside the model directory)")
 
 
 def register(app: typer.Typer) -> None:

@@ -68,6 +68,9 @@ def pretrain_cmd(
     """Masked pretraining (AAMP by default) over one or many stores. Under `torchrun` it runs distributed (DDP)."""
     from neuript.train.pretrain import PretrainConfig, pretrain
 
+    _check_pretrain_options(masking=masking, precision=precision, epochs=epochs, max_steps=max_steps,
+                            batch_size=batch_size, micro_batch=micro_batch, checkpoint_every=checkpoint_every,
+                            lr=lr, init=init)
     cfg = PretrainConfig(
         stores=[str(s) for s in stores], out=str(out), preset=preset, model_overrides=_parse_overrides(model_set),
         masking=masking, epochs=epochs, max_steps=max_steps, batch_size=batch_size, lr=lr,
@@ -78,6 +81,24 @@ def pretrain_cmd(
     )
     run = pretrain(cfg, resume=resume)
     console.print(f"[green]pretraining done[/]: model in {run / 'model'}, log {run / 'log.csv'}")
+
+
+def _check_pretrain_options(*, masking, precision, epochs, max_steps, batch_size, micro_batch, checkpoint_every,
+                            lr, init) -> None:
+    """Option values `neuript pretrain` cannot run with, refused before any data is read (one line each)."""
+    from neuript.runtime import check_choice, check_positive, check_precision
+
+    check_choice("masking", masking, ("aamp", "random"))
+    check_precision(precision)
+    check_positive("epochs", epochs, integer=True)
+    check_positive("max-steps", max_steps, integer=True, allow_none=True)
+    check_positive("batch-size", batch_size, integer=True)
+    check_positive("micro-batch", micro_batch, integer=True, allow_none=True)
+    check_positive("checkpoint-every", checkpoint_every, integer=True)
+    check_positive("lr", lr)
+    if init is not None and not Path(init).exists():
+        raise FileNotFoundError(f"--init {init}: no such pretraining run. Point --init at the run directory written "
+                                "by `neuript pretrain` (or its model/ folder)")
 
 
 def finetune_cmd(

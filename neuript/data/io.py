@@ -134,6 +134,25 @@ def _honour_edf_units(raw, path: Path, header: dict) -> None:
         raw.apply_function(lambda x, f=factor: x * f, picks=[ch], verbose="error")
 
 
+def _refuse_duplicate_electrodes(path: Path, header: dict) -> None:
+    """Refuse an EDF/BDF whose header gives two signals the same electrode label: MNE renames them ``X-0``,
+    ``X-1``, after which neither is taken for the electrode and the error would only say it is missing."""
+    from neuript.electrodes import parse_channel
+
+    seen: dict[str, list[int]] = {}
+    for i, lab in enumerate(header["labels"]):
+        if lab and "annotation" not in lab.lower():
+            seen.setdefault(lab, []).append(i + 1)
+    dup = {lab: idx for lab, idx in seen.items() if len(idx) > 1 and parse_channel(lab).kind != "non_eeg"}
+    if dup:
+        shown = "; ".join(f"{lab!r} (signals {', '.join(map(str, idx))})" for lab, idx in list(dup.items())[:6])
+        raise RecordingError(path, f"duplicate channel labels in the header: {shown}. Which signal is which "
+                                   "electrode cannot be known. Fix the labels in the file header (e.g. with "
+                                   "EDFbrowser's header editor) or re-export the recording with unique labels; if "
+                                   "you know which is which, MNE reads them as '<label>-0', '<label>-1': convert the "
+                                   "file to FIF with those renamed.")
+
+
 def read_raw(path: str | os.PathLike, *, preload: bool = True, check: bool = True):
     """Read one EEG recording with MNE.
 
@@ -191,6 +210,7 @@ def read_raw(path: str | os.PathLike, *, preload: bool = True, check: bool = Tru
         if raw.info["sfreq"] <= 0 or raw.n_times == 0:
             raise RecordingError(path, f"has no samples (n_times={raw.n_times}, sfreq={raw.info['sfreq']})")
         if header is not None:
+            _refuse_duplicate_electrodes(path, header)
             _honour_edf_units(raw, path, header)
         if preload:
             data = raw._data

@@ -74,7 +74,7 @@ def process_recording(rec, recipe, cfg: PreprocessConfig, shard_dir: Path, dtype
     events = recipe.events(raw, rec)
     flat: dict[str, np.ndarray] = {}
     data, ch_names, positions, sfreq = preprocess_raw(raw, cfg, flat_out=flat)
-    check_amplitude(data, str(rec.path))
+    check_amplitude(data, str(rec.path), ch_names=ch_names)
     T, stride = cfg.n_times, cfg.stride
     offset = float(getattr(raw, "first_time", 0.0) or 0.0) + cfg.crop_start_s
     if events is None:
@@ -202,17 +202,18 @@ def _empty_recordings(store: WindowStore, cfg: PreprocessConfig) -> dict[str, st
 _COMPANIONS = (".fdt", ".eeg", ".vmrk", ".dat")
 
 
-def _unused_files(source: Path, recs) -> dict[str, Any]:
+def _unused_files(source: Path, recs, out: Path) -> dict[str, Any]:
     """Files under ``source`` that the recipe did not use: recordings by name (a misnamed file, another
-    extension), everything else counted."""
+    extension), everything else counted (the store ``out`` itself excluded, if it lies inside)."""
     from neuript.data.io import SUPPORTED_SUFFIXES, _suffix
 
     used = {Path(r.path).resolve() for r in recs}
+    store = Path(out).resolve()
     recordings, other = [], 0
     if not source.is_dir():
         return {"recordings": [], "n_recordings": 0, "n_other": 0}
     for f in sorted(source.rglob("*")):
-        if not f.is_file() or f.resolve() in used or f.name.startswith("."):
+        if not f.is_file() or f.resolve() in used or f.name.startswith(".") or store in f.resolve().parents:
             continue
         suffix = _suffix(f)
         if suffix in SUPPORTED_SUFFIXES:
@@ -285,6 +286,8 @@ def prepare_store(
     """
     if dtype not in ("float16", "float32"):
         raise ValueError(f"dtype must be 'float16' or 'float32', got {dtype!r}")
+    if isinstance(n_jobs, bool) or not isinstance(n_jobs, int) or n_jobs < 1:
+        raise ValueError(f"--n-jobs must be a positive integer (worker processes); got {n_jobs!r}")
     t0 = time.perf_counter()
     out = Path(out)
     cfg = config or recipe.config()
@@ -305,7 +308,13 @@ def prepare_store(
         manifest["splits"] = desc["splits"]
     mpath = out / "manifest.json"
     if mpath.exists():
-        old = json.loads(mpath.read_text())
+        try:
+            old = json.loads(mpath.read_text())
+            if not isinstance(old, dict):
+                raise ValueError("not a JSON object")
+        except (UnicodeDecodeError, ValueError) as err:
+            raise StoreError(f"{mpath} is not valid JSON ({err}): the store in {out} is damaged. Rebuild it with "
+                             "--overwrite, or choose another --out") from None
         if _config_fingerprint(old) != _config_fingerprint(manifest):
             if not overwrite:
                 raise FileExistsError(
@@ -367,7 +376,7 @@ def prepare_store(
     manifest["summary"] = {"n_recordings": len(store.recordings), "n_windows": len(store),
                            "rejected": store.rejected_counts(), "failed": len(failed)}
     manifest["empty_recordings"] = _empty_recordings(store, cfg)
-    manifest["unused_files"] = _unused_files(Path(source), recs)
+    manifest["unused_files"] = _unused_files(Path(source), recs, out)
     atomic_write_text(mpath, json.dumps(manifest, indent=1, default=_json_default))
     if manifest["empty_recordings"]:
         shown = "; ".join(f"{k} ({v})" for k, v in list(manifest["empty_recordings"].items())[:5])

@@ -171,8 +171,8 @@ def tcp_montage(data: np.ndarray, ch_names: Sequence[str], *, pairs: Sequence[st
         miss = sorted(set(missing))
         raise ValueError(
             f"{source}: cannot build the bipolar montage: electrodes {miss} are missing (channels present: "
-            f"{list(ch_names)}). Fix: rename the channels that hold them (rename map), or use "
-            "reference='average' / 'as_recorded' for this dataset."
+            f"{list(ch_names)}). Fix: rename the channels that hold them (--rename OLD=NEW or a mapping file; "
+            "rename= in Python), or use reference='average' / 'as_recorded' for this dataset."
         )
     return out
 
@@ -295,12 +295,17 @@ def preprocess_raw(raw, config: PreprocessConfig | None = None, *, rename: dict[
 
     # --- reference ------------------------------------------------------------------------------------
     info_for_pos = None
-    if cfg.reference == "tcp":
-        data = tcp_montage(data, sel_names, source=src)
-        out_names = list(TCP_BIPOLAR)
-    elif cfg.reference == "bipolar":
-        data = tcp_montage(data, sel_names, pairs=cfg.bipolar_pairs, source=src)
-        out_names = list(cfg.bipolar_pairs)
+    if cfg.reference in ("tcp", "bipolar"):
+        try:
+            data = tcp_montage(data, sel_names, source=src, **({"pairs": cfg.bipolar_pairs}
+                                                                if cfg.reference == "bipolar" else {}))
+        except ValueError as err:
+            if not unknown:
+                raise
+            # the missing electrode is likely among the labels that were not recognised: name them
+            raise ValueError(f"{err} Channels with unrecognised labels: {unknown[:20]}; if one of them holds a "
+                             f"missing electrode, rename it (e.g. --rename '{unknown[0]}=<electrode>').") from None
+        out_names = list(TCP_BIPOLAR) if cfg.reference == "tcp" else list(cfg.bipolar_pairs)
     else:
         if cfg.reference == "average":
             bip = [n for n in sel_names if parse_channel(n).kind == "bipolar"]

@@ -201,7 +201,7 @@ MAX_TYPICAL_UV = 1000.0
 MIN_P99_UV = 0.1
 
 
-def check_amplitude(data_uv: np.ndarray, source: str) -> None:
+def check_amplitude(data_uv: np.ndarray, source: str, ch_names: Sequence[str] | None = None) -> None:
     """Refuse signals whose scale is implausible for scalp EEG (typical: 10-100 µV), naming the likely cause.
 
     MNE objects hold volts; a signal written in µV but declared as volts is 10^6 too large, one in mV declared
@@ -227,6 +227,33 @@ def check_amplitude(data_uv: np.ndarray, source: str) -> None:
             "the header says V where the numbers are µV-scaled volts. Check the file header's unit, or for an MNE "
             "object multiply the data by 1e6."
         )
+    if ch_names is not None and data_uv.ndim == 2 and len(ch_names) == data_uv.shape[0] > 1:
+        _check_channel_amplitude(data_uv, source, list(ch_names))
+
+
+def _check_channel_amplitude(data_uv: np.ndarray, source: str, ch_names: list[str]) -> None:
+    """Refuse a recording in which some channels (not all) have an implausible scale: one electrode recorded with
+    another gain or unit would otherwise feed the model values 10^3 too large without any error."""
+    from neuript.electrodes import parse_channel
+
+    typical = np.array([float(np.median(np.abs(r - np.median(r)))) if r.size else 0.0
+                        for r in (row[np.isfinite(row)] for row in data_uv)])
+    bad = np.flatnonzero(typical > MAX_TYPICAL_UV)
+    if not len(bad):
+        return
+    names = [ch_names[i] for i in bad]
+    sets = [set(parse_channel(n).electrodes) or {n} for n in names]
+    common = sorted(set.intersection(*sets)) if sets else []
+    who = f"electrode {'/'.join(common)}" if common and len(names) > 1 else f"channel {names[0]}" \
+        if len(names) == 1 else "these channels"
+    others = float(np.median(np.delete(typical, bad))) if len(bad) < len(typical) else float("nan")
+    raise ValueError(
+        f"{source}: channel(s) {', '.join(names)} have a typical amplitude of "
+        f"{', '.join(f'{typical[i]:.3g}' for i in bad)} µV after preprocessing (median absolute deviation; the other "
+        f"channels {others:.3g} µV; refused above {MAX_TYPICAL_UV:g}): a wrong gain or unit on {who}. Check that "
+        "channel's physical dimension and gain in the file header, or drop the channel (predict/embed: with "
+        "--allow-missing it is then interpolated from its neighbours)."
+    )
 
 
 def _source(raw) -> str:
@@ -248,7 +275,7 @@ def recording_windows(raw, spec: ModelInput, *, stride_s: float | None = None, r
     data, sfreq, interpolated = model_channels(raw, spec, rename=rename, allow_missing=allow_missing,
                                                max_interpolated=max_interpolated, source=src, flat_out=flat)
     check_sampling_rate(float(raw.info["sfreq"]), sfreq, src)
-    check_amplitude(data, src)
+    check_amplitude(data, src, ch_names=list(spec.ch_names))
     n_times = int(spec.n_times)
     stride = n_times if stride_s is None else max(1, int(round(stride_s * sfreq)))
     windows, starts = sliding_windows(data, n_times, stride)

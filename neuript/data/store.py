@@ -163,7 +163,9 @@ class WindowStore:
         except ValueError as err:
             raise StoreError(f"{mpath} is not valid JSON ({err}); {_rebuild_hint(path)}") from None
         if manifest.get("format") != FORMAT or manifest.get("version", 0) > VERSION:
-            raise ValueError(f"{path}: unsupported store format {manifest.get('format')} v{manifest.get('version')}")
+            raise ValueError(f"{path}: unsupported store format {manifest.get('format')} v{manifest.get('version')} "
+                             f"(this neuript reads {FORMAT} up to v{VERSION}): upgrade neuript if a newer one wrote "
+                             "it, or rebuild the store with `neuript prepare ... --overwrite`")
         metas = {}
         for j in sorted((path / "shards").glob("*.json")):
             m = read_shard_meta(j)

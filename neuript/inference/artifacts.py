@@ -59,8 +59,27 @@ def load_classifier(path: str | os.PathLike, *, device: torch.device | str = "cp
             raise ValueError(f"{directory} is a pretraining export (encoder + decoder), not a classifier: fine-tune "
                              "it first (`neuript finetune STORE --pretrained RUN`)") from None
         raise
+    _check_preprocessing_record(model.metadata, Path(directory))
     model.to(device).eval()
     return model, model.metadata
+
+
+def _check_preprocessing_record(meta: dict[str, Any], directory: Path) -> None:
+    """Refuse, naming the file, a ``neuript.json`` whose preprocessing record this neuript cannot apply (edited,
+    or written by a newer release): the recording would otherwise not be preprocessed as the training data were."""
+    from neuript.data.preprocess import PreprocessConfig
+
+    pp = meta.get("preprocessing")
+    if pp is None:
+        return
+    try:
+        if not isinstance(pp, dict):
+            raise ValueError(f"expected a JSON object, got {type(pp).__name__}")
+        PreprocessConfig.from_dict(pp.get("preprocess", pp))
+    except (TypeError, ValueError) as e:
+        raise ValueError(f"{directory / 'neuript.json'}: its 'preprocessing' record cannot be applied ({e}). "
+                         "Restore the file from the run that wrote it, or upgrade neuript if a newer release "
+                         "wrote it") from None
 
 
 def load_pretrained(path: str | os.PathLike, **overrides):

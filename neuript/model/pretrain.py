@@ -9,6 +9,7 @@ from typing import Any, Callable, Sequence
 import torch
 from einops import rearrange
 from torch import nn
+from torch.utils.checkpoint import checkpoint
 
 from .attention import MultiHeadAttention, SwiGLU, TwoStageAttentionLayer, sublayer_runner
 from .dropout import Dropout
@@ -18,6 +19,10 @@ from .masking import AAMPMasker, RandomMasker, bert_replacement, make_masker
 from .montage import as_positions, resolve_positions
 
 __all__ = ["DecoderLayer", "NeurIPTDecoder", "NeurIPTPretrain", "AAMPMasker", "RandomMasker", "bert_replacement"]
+
+#: windows per recomputed segment of the checkpointed decoder (:class:`NeurIPTDecoder`): the backward pass holds
+#: the activations of all decoder layers for this many windows at a time
+DECODER_CHECKPOINT_WINDOWS = 2
 
 
 class DecoderLayer(nn.Module):
@@ -98,35 +103,52 @@ class NeurIPTDecoder(nn.Module):
     attn_dropout : float or None
         Attention-weight dropout (None: ``dropout``).
     grad_checkpointing : bool
-        Recompute each sub-layer in the backward pass (only sub-layer inputs are kept).
+        Recompute the decoder in the backward pass, ``checkpoint_windows`` windows at a time: only the query
+        and the memories (which the encoder keeps anyway) are saved, and the backward pass holds all layers'
+        activations of one chunk of windows. Every decoder layer runs at full resolution (C x T tokens), so
+        per-sub-layer checkpointing (what the encoder uses) still kept six full-resolution tensors per layer —
+        most of the memory of a large pretraining batch; chunking over windows is exact because the decoder
+        treats every window independently (no MoE, no batch statistics).
+    checkpoint_windows : int
+        Windows per recomputed chunk (see ``grad_checkpointing``).
     """
 
     def __init__(
         self, *, n_layers: int, d_model: int, n_heads: int, d_ff: int, dropout: float = 0.0, norm_eps: float = 1e-5,
         attn_dropout: float | None = None, grad_checkpointing: bool = False,
+        checkpoint_windows: int = DECODER_CHECKPOINT_WINDOWS,
     ):
         super().__init__()
+        self.grad_checkpointing = bool(grad_checkpointing)
+        self.checkpoint_windows = int(checkpoint_windows)
+        # the layers' own sub-layer checkpointing stays off: the decoder checkpoints whole chunks instead
         self.layers = nn.ModuleList(
             DecoderLayer(
                 d_model=d_model, n_heads=n_heads, d_ff=d_ff, dropout=dropout, norm_eps=norm_eps,
-                attn_dropout=attn_dropout, grad_checkpointing=grad_checkpointing,
+                attn_dropout=attn_dropout,
             )
             for _ in range(n_layers)
         )
 
     def set_grad_checkpointing(self, enable: bool = True) -> None:
-        for layer in self.layers:
-            layer.grad_checkpointing = layer.tsa.grad_checkpointing = bool(enable)
+        self.grad_checkpointing = bool(enable)
 
-    def forward(self, query: torch.Tensor, memories: Sequence[torch.Tensor]) -> torch.Tensor:
-        """query (B, C, T, d) and one memory per encoder output -> summed prediction (B, C, T)."""
-        if len(memories) != len(self.layers):
-            raise ValueError(f"decoder has {len(self.layers)} layers but got {len(memories)} encoder outputs")
+    def _decode(self, query: torch.Tensor, *memories: torch.Tensor) -> torch.Tensor:
         total = None
         for layer, mem in zip(self.layers, memories):
             query, pred = layer(query, mem)
             total = pred if total is None else total + pred
         return total
+
+    def forward(self, query: torch.Tensor, memories: Sequence[torch.Tensor]) -> torch.Tensor:
+        """query (B, C, T, d) and one memory per encoder output -> summed prediction (B, C, T)."""
+        if len(memories) != len(self.layers):
+            raise ValueError(f"decoder has {len(self.layers)} layers but got {len(memories)} encoder outputs")
+        if self.grad_checkpointing and self.training and torch.is_grad_enabled():
+            n = max(self.checkpoint_windows, 1)
+            chunks = zip(query.split(n), *(m.split(n) for m in memories))
+            return torch.cat([checkpoint(self._decode, *chunk, use_reentrant=False) for chunk in chunks])
+        return self._decode(query, *memories)
 
 
 class NeurIPTPretrain(nn.Module):

@@ -488,6 +488,7 @@ def finetune(cfg: FinetuneConfig) -> Path:
 
         parse_cv(cfg.cv)  # a bad --cv fails before any data is read
     device = resolve_device(cfg.device)
+    _check_pretrained_path(cfg.pretrained)
     out = Path(cfg.out)
     _check_run_kind(out, cv=cfg.cv is not None)
     out.mkdir(parents=True, exist_ok=True)
@@ -514,6 +515,19 @@ def finetune(cfg: FinetuneConfig) -> Path:
         _train_one_seed(cfg, seed, data, device, out)
     evaluate_run(out, device=cfg.device)
     return out
+
+
+def _check_pretrained_path(pretrained) -> None:
+    """A mistyped ``--pretrained`` fails before the run directory is written (a Hub id ``owner/name`` is
+    resolved when it is loaded)."""
+    if pretrained is None:
+        return
+    text = str(pretrained)
+    hub_id = text.count("/") == 1 and not text.startswith((".", "/", "~"))
+    if not Path(text).exists() and not hub_id:
+        raise FileNotFoundError(f"--pretrained {text}: no such pretraining run. Point --pretrained at the run "
+                                "directory written by `neuript pretrain` (or its model/ folder, or a Hugging Face "
+                                "Hub id owner/name)")
 
 
 def _split_sizes(data: FinetuneData) -> dict[str, dict[str, int]]:

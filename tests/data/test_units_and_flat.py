@@ -127,7 +127,10 @@ def test_dead_electrode_is_flagged_per_window_in_predict(rest, tmp_path):
 
 def test_float16_overflow_names_the_channel(reference, tmp_path):
     raw = reference.copy()
-    raw._data[raw.ch_names.index("EEG O2")] *= 1e4  # one channel with a wrong gain
+    o2 = raw.ch_names.index("EEG O2")
+    n = int(2 * raw.info["sfreq"])
+    raw._data[o2, 20 * n: 21 * n] *= 1e4  # a 2 s burst beyond float16 (a whole channel's wrong gain is refused
+    # earlier, by its typical amplitude: tests/hostile)
     path = tmp_path / "Subject28_2_raw.fif"
     raw.save(path, overwrite=True, verbose="error")
     recipe = get_recipe("eegmat")

@@ -36,9 +36,12 @@ def test_finetune_reports_validation_metrics_when_test_split_is_absent(finetuned
     np.testing.assert_allclose(preds["prob_rest"] + preds["prob_task"], 1.0, atol=1e-5)
 
 
-def test_finetune_skips_finished_seeds(finetuned, stores):
+def test_finetune_skips_finished_seeds(finetuned, stores, pretrained):
     before = (finetuned / "seed0" / "model" / "model.safetensors").stat().st_mtime_ns
-    finetune(FinetuneConfig(stores=[str(stores["eegmat"])], out=str(finetuned), seeds=[0], device="cpu"))
+    # the fixture's settings (other settings would be refused: test_finetune_logs), one of its seeds
+    finetune(FinetuneConfig(stores=[str(stores["eegmat"])], out=str(finetuned), pretrained=str(pretrained),
+                            epochs=2, batch_size=16, lr=1e-3, seeds=[0], precision="bf16", max_train_batches=4,
+                            device="cpu"))
     assert (finetuned / "seed0" / "model" / "model.safetensors").stat().st_mtime_ns == before
 
 
