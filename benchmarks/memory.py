@@ -17,35 +17,18 @@ itself). :func:`allocator_in_use` tells which one a running process has.
 
 from __future__ import annotations
 
-import ctypes
-import ctypes.util
 import glob
 import os
 import sys
+
+# the in-process parts live in the package (neuript uses them itself); re-exported here for the benchmarks
+from neuript.train.memory import allocator_in_use, set_malloc_mmap_threshold  # noqa: F401
 
 __all__ = ["set_malloc_mmap_threshold", "find_tcmalloc", "tcmalloc_env", "allocator_in_use"]
 
 _TCMALLOC_NAMES = ("libtcmalloc_minimal.so.4", "libtcmalloc.so.4")
 _LIB_DIRS = ("/usr/lib/x86_64-linux-gnu", "/usr/lib/aarch64-linux-gnu", "/lib/x86_64-linux-gnu",
              "/lib/aarch64-linux-gnu", "/usr/lib64", "/usr/lib", "/usr/local/lib")
-
-_M_MMAP_THRESHOLD = -3
-
-
-def set_malloc_mmap_threshold(nbytes: int = 65536) -> bool:
-    """Fix glibc's mmap threshold to ``nbytes`` for this process (call early, before training).
-
-    Returns True on success, False where it does not apply (not Linux/glibc). Allocations of at least ``nbytes``
-    are then served by ``mmap`` and unmapped when freed.
-    """
-    if not sys.platform.startswith("linux"):
-        return False
-    try:
-        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
-        return bool(libc.mallopt(_M_MMAP_THRESHOLD, int(nbytes)))
-    except (OSError, AttributeError):
-        return False
-
 
 def find_tcmalloc() -> str | None:
     """Path of an installed tcmalloc (``libtcmalloc_minimal.so.4``; Debian/Ubuntu: ``apt install
@@ -75,17 +58,3 @@ def tcmalloc_env(path: str | None = None, base: dict | None = None) -> dict[str,
     env["LD_PRELOAD"] = " ".join(p for p in (path, env.get("LD_PRELOAD", "")) if p)
     env.setdefault("TCMALLOC_RELEASE_RATE", "0")
     return env
-
-
-def allocator_in_use() -> str:
-    """``"tcmalloc"``, ``"jemalloc"`` or ``"glibc"``: the malloc this process runs on (Linux: from its memory
-    maps; elsewhere ``"unknown"``)."""
-    try:
-        with open("/proc/self/maps") as f:
-            maps = f.read()
-    except OSError:
-        return "unknown"
-    for name in ("tcmalloc", "jemalloc"):
-        if f"lib{name}" in maps:
-            return name
-    return "glibc"

@@ -135,8 +135,14 @@ class NeurIPTDecoder(nn.Module):
 
     def _decode(self, query: torch.Tensor, *memories: torch.Tensor) -> torch.Tensor:
         total = None
+        # inside a recomputed chunk, each layer is checkpointed again (nested): the backward pass then holds
+        # one layer's activations of one chunk, not all layers'
+        nested = self.grad_checkpointing and self.training and torch.is_grad_enabled()
         for layer, mem in zip(self.layers, memories):
-            query, pred = layer(query, mem)
+            if nested:
+                query, pred = checkpoint(layer, query, mem, use_reentrant=False)
+            else:
+                query, pred = layer(query, mem)
             total = pred if total is None else total + pred
         return total
 

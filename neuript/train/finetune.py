@@ -328,6 +328,25 @@ def build_classifier_for(cfg: "FinetuneConfig", data: FinetuneData) -> torch.nn.
     return NeurIPT(**common, **preset_config(cfg.preset, cfg.model_overrides))
 
 
+def _check_memory(cfg: "FinetuneConfig", model, loss_fn, data: FinetuneData, device, micro: int) -> None:
+    """Estimate the step's peak memory from two small forward passes and refuse a run that cannot fit."""
+    from neuript.train.memory import check_training_memory, estimate_training_memory, release_freed_activations
+
+    release_freed_activations(device, grad_checkpointing=model.encoder.grad_checkpointing)
+    n_chans, n_times = len(data.ch_names), data.n_times
+
+    def loss_of(n: int) -> torch.Tensor:
+        x = torch.randn(n, n_chans, n_times, device=device)
+        y = torch.zeros(n, dtype=torch.long, device=device)
+        with autocast(device, cfg.precision):
+            return loss_fn(model(x), y) + cfg.aux_weight * model.aux_loss
+
+    est = estimate_training_memory(model, loss_of, batch_size=cfg.batch_size, micro_batch_size=micro,
+                                   optimizer_state=cfg.optimizer_state, device=device)
+    log.info("estimated peak memory of a training step: %s", est.describe())
+    check_training_memory(est, command="neuript finetune")
+
+
 def _set_encoder_trainable(model: torch.nn.Module, trainable: bool) -> None:
     head = set(id(p) for p in model.final_layer.parameters())
     for p in model.parameters():
@@ -353,6 +372,7 @@ def _train_one_seed(cfg: FinetuneConfig, seed: int, data: FinetuneData, device: 
                          num_workers=cfg.num_workers, drop_last=len(data.train) > cfg.batch_size)
     steps_per_epoch = len(loader) if cfg.max_train_batches is None else min(len(loader), cfg.max_train_batches)
     micro = cfg.micro_batch_size or cfg.batch_size  # validated by finetune()
+    _check_memory(cfg, model, loss_fn, data, device, micro)
     head_params = list(model.final_layer.parameters())
     head_ids = set(id(p) for p in head_params)
     body_params = [p for p in model.parameters() if id(p) not in head_ids]

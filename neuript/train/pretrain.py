@@ -28,6 +28,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Sequence
 
+import numpy as np
 import torch
 from torch.nn.parallel import DistributedDataParallel
 
@@ -184,6 +185,40 @@ def _accumulate(ddp_model, x, pos, mask, cfg: PretrainConfig, ctx: DistContext):
     return torch.tensor(loss), {k: torch.tensor(v) for k, v in terms.items()}
 
 
+def _check_memory(cfg: PretrainConfig, model, train_ds, ctx: DistContext) -> None:
+    """Estimate the peak memory of a step on the widest montage (from two small forward passes) and refuse a
+    run that cannot fit in this process's share of the machine."""
+    from neuript.train.memory import check_training_memory, estimate_training_memory, release_freed_activations
+
+    release_freed_activations(ctx.device, grad_checkpointing=model.encoder.grad_checkpointing)
+    info = max((train_ds.montage_info(m) for m in train_ds.montages), key=lambda d: len(d["ch_names"]))
+    pos = torch.as_tensor(np.asarray(info["positions"]), dtype=torch.float32, device=ctx.device)
+    n_chans, n_times = len(info["ch_names"]), max(st.n_times for st in train_ds.stores)
+    gen = torch.Generator().manual_seed(0)
+
+    def loss_of(n: int) -> torch.Tensor:
+        x = torch.randn(n, n_chans, n_times, device=ctx.device)
+        with autocast(ctx.device, cfg.precision):
+            out_d = pretrain_forward(model, x, pos, masking=cfg.masking, ratios=(max(cfg.mask_ratios),),
+                                     generator=gen)
+            return out_d["recon_loss"] + cfg.aux_weight * out_d["aux_loss"]
+
+    share = cfg.batch_size // ctx.world_size
+    est = estimate_training_memory(model, loss_of, batch_size=share, micro_batch_size=cfg.micro_batch_size,
+                                   optimizer_state=cfg.optimizer_state, device=ctx.device)
+    if ctx.is_main:
+        log.info("estimated peak memory of a training step (%d channels x %d samples): %s", n_chans, n_times,
+                 est.describe())
+    if ctx.world_size == 1 or ctx.device.type == "cuda":  # CPU processes of one machine share its memory
+        check_training_memory(est, command="neuript pretrain")
+    else:
+        from neuript.train.memory import available_memory
+
+        avail = available_memory()
+        check_training_memory(est, command="neuript pretrain (per process)",
+                              available=None if avail is None else avail // ctx.world_size)
+
+
 def _total_steps(cfg: PretrainConfig, steps_per_epoch: int) -> int:
     total = cfg.epochs * steps_per_epoch
     if cfg.max_steps is not None:
@@ -298,6 +333,7 @@ def pretrain(cfg: PretrainConfig, *, resume: bool = False, stop_after_steps: int
     else:
         model = build_preset(cfg.preset, pretrain=True, **cfg.model_overrides).to(ctx.device)
     model.train()
+    _check_memory(cfg, model, train_ds, ctx)
     optimizer = make_adamw(model.parameters(), lr=cfg.lr, betas=cfg.betas, weight_decay=cfg.weight_decay,
                            state=cfg.optimizer_state)
     scheduler = torch.optim.lr_scheduler.OneCycleLR(
