@@ -13,8 +13,8 @@ console = Console(stderr=True)
 
 def demo_cmd(
     out: Path = typer.Option(Path("neuript_runs/demo"), "--out", "-o", help="Where stores, runs and reports go."),
-    pretrain_steps: int = typer.Option(40, help="AAMP pretraining steps of the tiny model."),
-    finetune_epochs: int = typer.Option(4, help="Fine-tuning epochs on EEGMAT."),
+    pretrain_steps: int = typer.Option(10, help="AAMP pretraining steps of the tiny model."),
+    finetune_epochs: int = typer.Option(3, help="Fine-tuning epochs on EEGMAT."),
     seeds: str = typer.Option("0", help="Fine-tuning seeds, comma-separated."),
     n_jobs: int = typer.Option(2, help="Processes preparing recordings."),
 ) -> None:

@@ -9,7 +9,7 @@ from typing import Callable, Sequence
 __all__ = ["run_demo"]
 
 
-def run_demo(out: str | Path, *, pretrain_steps: int = 40, finetune_epochs: int = 4, seeds: Sequence[int] = (0,),
+def run_demo(out: str | Path, *, pretrain_steps: int = 10, finetune_epochs: int = 3, seeds: Sequence[int] = (0,),
              n_jobs: int = 2, log: Callable[[str], None] = print) -> dict[str, Path]:
     """prepare → pretrain (AAMP, tiny) → fine-tune → evaluate → predict; returns the paths it produced."""
     from neuript.data.recipes import get_recipe
@@ -18,6 +18,14 @@ def run_demo(out: str | Path, *, pretrain_steps: int = 40, finetune_epochs: int 
     from neuript.train.finetune import FinetuneConfig, finetune
     from neuript.inference.predict import predict_file
     from neuript.train.pretrain import PretrainConfig, pretrain
+
+    import time
+
+    t0 = time.perf_counter()
+    _log = log
+
+    def log(msg: str) -> None:  # every step line says when it started
+        _log(f"{msg}  [dim](t = {time.perf_counter() - t0:.0f} s)[/]" if msg.startswith("[bold]") else msg)
 
     out = Path(out)
     stores = out / "stores"
@@ -38,7 +46,7 @@ def run_demo(out: str | Path, *, pretrain_steps: int = 40, finetune_epochs: int 
     log(f"[bold]3/5 fine-tune[/]: IILP head, balanced loss, early stopping, seeds {list(seeds)}")
     ft_dir = out / "finetune"
     finetune(FinetuneConfig(stores=[str(stores / "eegmat")], out=str(ft_dir), pretrained=str(pt),
-                            epochs=finetune_epochs, batch_size=32, lr=5e-4, seeds=list(seeds), patience=4,
+                            epochs=finetune_epochs, batch_size=16, seeds=list(seeds), patience=4,
                             precision="bf16"))
 
     log("[bold]4/5 evaluate[/]")
