@@ -2,7 +2,7 @@
 
 Each configuration runs in a fresh subprocess: build the model, estimate (two probe forwards at batch 1 and 2),
 then two real AdamW training steps at the full batch; the peak RSS (``ru_maxrss``) of the process is the measured
-value. ``--malloc mmap`` runs the child with glibc's mmap threshold fixed at 64 KiB (``MALLOC_MMAP_THRESHOLD_``),
+value. ``--malloc mmap`` runs the child with glibc's mmap threshold fixed where neuript fixes it under checkpointing (``MMAP_THRESHOLD``, 1 MiB),
 so freed tensors go back to the OS and peak RSS is close to what is live.
 
     python -m benchmarks.memory_estimate            # table into BENCHMARKS.md (section memory_estimate)
@@ -69,8 +69,10 @@ def configs(quick: bool):
 def run(cfg: dict, threads: int) -> dict:
     env = dict(os.environ, OMP_NUM_THREADS=str(threads), MKL_NUM_THREADS=str(threads),
                PYTHONPATH=str(REPO) + os.pathsep + os.environ.get("PYTHONPATH", ""))
-    if cfg.get("malloc") == "mmap":
-        env["MALLOC_MMAP_THRESHOLD_"] = "65536"
+    if cfg.get("malloc") == "mmap":  # what neuript sets itself under checkpointing on a CPU
+        from neuript.train.memory import MMAP_THRESHOLD
+
+        env["MALLOC_MMAP_THRESHOLD_"] = str(MMAP_THRESHOLD)
     arg = json.dumps({**cfg, "threads": threads})
     out = subprocess.run([sys.executable, "-c", CHILD, arg], env=env, capture_output=True, text=True, check=True)
     return json.loads(out.stdout.strip().splitlines()[-1])
@@ -87,7 +89,7 @@ def main(argv: list[str] | None = None) -> int:
     for cfg in configs(args.quick):
         r = run(cfg, args.threads)
         kind = "pretrain" if cfg["pretrain"] else "fine-tune"
-        alloc = "glibc, mmap threshold 64 KiB" if cfg.get("malloc") == "mmap" else "glibc default"
+        alloc = "glibc, fixed mmap threshold (neuript's)" if cfg.get("malloc") == "mmap" else "glibc default"
         line = (f"| tiny {kind} fp32 | {cfg['batch']} x {cfg['chans']} x {cfg['times']} | {cfg['ckpt']} | {alloc} | "
                 f"{r['est'] / 2**30:.2f} | {r['peak'] / 2**30:.2f} | {r['est'] / r['peak']:.2f} | {r['step_s']:.1f} |")
         print(line, flush=True)

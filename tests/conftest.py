@@ -11,7 +11,7 @@ REPO = Path(__file__).resolve().parents[1]
 
 # Training with activation checkpointing fixes glibc's mmap threshold for the rest of the process (memory over
 # speed, neuript.train.memory.release_freed_activations); the test process keeps glibc's default so that later
-# tests are not slowed down. tests/train/test_memory.py checks the switch in a subprocess.
+# tests are not slowed down. tests/train/test_memory_estimate.py checks the switch in a subprocess.
 os.environ.setdefault("NEURIPT_MALLOC", "default")
 
 
