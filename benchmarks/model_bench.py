@@ -30,8 +30,9 @@ TARGET = dict(finetune_speed=3.0, finetune_mem=1 / 3, pretrain_speed=3.0, pretra
 
 # ----------------------------------------------------------------------------------------------- worker side
 def _rss_gb() -> float:
-    with open("/proc/self/statm") as f:
-        return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 1e9
+    from neuript.train.memory import current_rss
+
+    return current_rss() / 1e9
 
 
 def _peak_gb() -> float:

@@ -50,3 +50,33 @@ def subject_standardise_features(f, subj):
         m = subj == s
         out[m] = (f[m] - f[m].mean(0)) / (f[m].std(0) + 1e-8)
     return out
+
+
+def fit_lr(a, y, b, C):
+    """Standardise on ``a``, fit a class-balanced logistic regression, return P(class 1) for ``b``."""
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.preprocessing import StandardScaler
+
+    sc = StandardScaler().fit(a)
+    clf = LogisticRegression(C=C, class_weight="balanced", max_iter=3000).fit(sc.transform(a), y)
+    return clf.predict_proba(sc.transform(b))[:, 1]
+
+
+def cv_head(Ftr, ytr, s_tr, Fva, s_va, proto, Cs, n_folds=7):
+    """LR head on features: C chosen by GroupKFold over the training subjects (never the validation ones), with
+    ``proto="featstd"`` the features standardised per subject (label-free). Returns (C, CV BAcc, val P(class 1))."""
+    from sklearn.metrics import balanced_accuracy_score
+    from sklearn.model_selection import GroupKFold
+
+    cv = {C: [] for C in Cs}
+    for a_i, b_i in GroupKFold(n_folds).split(Ftr, ytr, s_tr):
+        a, b = Ftr[a_i], Ftr[b_i]
+        if proto == "featstd":
+            a, b = subject_standardise_features(a, s_tr[a_i]), subject_standardise_features(b, s_tr[b_i])
+        for C in Cs:
+            cv[C].append(balanced_accuracy_score(ytr[b_i], fit_lr(a, ytr[a_i], b, C) > 0.5))
+    best = max(Cs, key=lambda C: np.mean(cv[C]))
+    a, b = ((Ftr, Fva) if proto == "none"
+            else (subject_standardise_features(Ftr, s_tr), subject_standardise_features(Fva, s_va)))
+    return best, float(np.mean(cv[best])), fit_lr(a, ytr, b, best)
+

@@ -3,12 +3,9 @@ subjects, features optionally standardised per subject (label-free). Also: seed-
 import json, sys, warnings
 from pathlib import Path
 import numpy as np
-from sklearn.linear_model import LogisticRegression
-from sklearn.model_selection import GroupKFold
-from sklearn.preprocessing import StandardScaler
 from sklearn.metrics import balanced_accuracy_score, roc_auc_score
 sys.path.insert(0, __file__.rsplit("/", 1)[0])
-from common import subject_standardise_features
+from common import cv_head
 from neuript.data.loader import WindowDataset
 warnings.filterwarnings("ignore")
 
@@ -20,27 +17,13 @@ s_tr, s_va = tr.windows["subject"].astype(str).to_numpy(), va.windows["subject"]
 Cs = np.logspace(-6, 2, 17)
 
 
-def fit(a, y, b, C):
-    sc = StandardScaler().fit(a)
-    return LogisticRegression(C=C, class_weight="balanced", max_iter=3000).fit(sc.transform(a), y).predict_proba(sc.transform(b))[:, 1]
-
-
 out = {}
 for f in sorted(run.glob("feats_train_seed*.npy")):
     seed = f.stem.split("seed")[1]
     Ftr, Fva = np.load(f), np.load(run / f"feats_val_seed{seed}.npy")
     for proto in ("none", "featstd"):
-        cv = {C: [] for C in Cs}
-        for a_i, b_i in GroupKFold(7).split(Ftr, ytr, s_tr):
-            a, b = Ftr[a_i], Ftr[b_i]
-            if proto == "featstd":
-                a, b = subject_standardise_features(a, s_tr[a_i]), subject_standardise_features(b, s_tr[b_i])
-            for C in Cs:
-                cv[C].append(balanced_accuracy_score(ytr[b_i], fit(a, ytr[a_i], b, C) > 0.5))
-        best = max(Cs, key=lambda C: np.mean(cv[C]))
-        a, b = (Ftr, Fva) if proto == "none" else (subject_standardise_features(Ftr, s_tr), subject_standardise_features(Fva, s_va))
-        pv = fit(a, ytr, b, best)
-        r = {"C": best, "cv_bacc": np.mean(cv[best]), "bacc": balanced_accuracy_score(yva, pv > 0.5), "auroc": roc_auc_score(yva, pv)}
+        best, cv_bacc, pv = cv_head(Ftr, ytr, s_tr, Fva, s_va, proto, Cs)
+        r = {"C": best, "cv_bacc": cv_bacc, "bacc": balanced_accuracy_score(yva, pv > 0.5), "auroc": roc_auc_score(yva, pv)}
         out.setdefault(proto, {})[seed] = r
         np.save(run / f"posthoc_{proto}_val_p_seed{seed}.npy", pv)
         print(f"{run.name} seed{seed} head-refit {proto:8s} C={best:.0e} cv {r['cv_bacc']:.3f} | val BAcc {r['bacc']:.3f} AUROC {r['auroc']:.3f}", flush=True)

@@ -10,13 +10,10 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from sklearn.linear_model import LogisticRegression
 from sklearn.metrics import balanced_accuracy_score, roc_auc_score
-from sklearn.model_selection import GroupKFold
-from sklearn.preprocessing import StandardScaler
 
 sys.path.insert(0, __file__.rsplit("/", 1)[0])
-from common import load_split, subject_standardise_features, subject_transform  # noqa: E402
+from common import cv_head, load_split, subject_transform  # noqa: E402
 from neuript.data.preprocess import alaw  # noqa: E402
 from neuript.runtime import seed_everything  # noqa: E402
 from neuript.train.finetune import FinetuneConfig, build_classifier_for, load_finetune_data  # noqa: E402
@@ -84,12 +81,6 @@ def features(model, x):
     return torch.cat(rows).numpy()
 
 
-def fit(a, y, b, C):
-    sc = StandardScaler().fit(a)
-    clf = LogisticRegression(C=C, class_weight="balanced", max_iter=3000).fit(sc.transform(a), y)
-    return clf.predict_proba(sc.transform(b))[:, 1]
-
-
 res = {}
 for seed in [int(s) for s in args.seeds.split(",")]:
     t0 = time.perf_counter()
@@ -99,20 +90,10 @@ for seed in [int(s) for s in args.seeds.split(",")]:
     Fva = np.concatenate([features(model, a) for a in inputs_va], 1)
     t_feat = time.perf_counter() - t0
     for proto in ("none", "featstd"):
-        cv = {C: [] for C in Cs}
-        for a_i, b_i in GroupKFold(7).split(Ftr, ytr, s_tr):
-            a, b = Ftr[a_i], Ftr[b_i]
-            if proto == "featstd":
-                a, b = subject_standardise_features(a, s_tr[a_i]), subject_standardise_features(b, s_tr[b_i])
-            for C in Cs:
-                cv[C].append(balanced_accuracy_score(ytr[b_i], fit(a, ytr[a_i], b, C) > 0.5))
-        best = max(Cs, key=lambda C: np.mean(cv[C]))
-        a, b = ((Ftr, Fva) if proto == "none"
-                else (subject_standardise_features(Ftr, s_tr), subject_standardise_features(Fva, s_va)))
-        pv = fit(a, ytr, b, best)
+        best, cv_bacc, pv = cv_head(Ftr, ytr, s_tr, Fva, s_va, proto, Cs)
         per_subj = {s: (roc_auc_score(yva[s_va == s], pv[s_va == s]) if len(set(yva[s_va == s])) > 1 else None)
                     for s in np.unique(s_va)}
-        r = {"C": best, "cv_bacc": float(np.mean(cv[best])), "bacc": balanced_accuracy_score(yva, pv > 0.5),
+        r = {"C": best, "cv_bacc": cv_bacc, "bacc": balanced_accuracy_score(yva, pv > 0.5),
              "auroc": roc_auc_score(yva, pv), "per_subject_auroc": per_subj, "n_features": Ftr.shape[1]}
         res.setdefault(proto, {})[seed] = r
         print(f"{args.name} seed{seed} {proto:8s} feats {Ftr.shape[1]} C={best:.0e} cv {r['cv_bacc']:.3f} | val BAcc "

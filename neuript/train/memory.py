@@ -22,7 +22,6 @@ from __future__ import annotations
 import ctypes
 import ctypes.util
 import logging
-import math
 import os
 import resource
 import sys
@@ -269,10 +268,6 @@ def check_training_memory(estimate: MemoryEstimate, *, command: str, available: 
         f"it ({fraction:.0%} of the available memory{', capped by NEURIPT_MAX_MEMORY' if os.environ.get('NEURIPT_MAX_MEMORY') else ''}); it would swap or be killed. Use "
         + "; ".join(hints) + ". (NEURIPT_SKIP_MEMORY_CHECK=1 runs it anyway.)"
     )
-
-
-def gib(nbytes: int | float) -> float:
-    return float(nbytes) / GiB if math.isfinite(nbytes) else math.nan
 
 
 _M_MMAP_THRESHOLD = -3
