@@ -10,8 +10,9 @@ flips between repeats), so load that drifts during the run hits both alike; the 
 repeats and the new/old ratio of the medians. Both sides use the same optimizer (fused ``torch.optim.AdamW``) and
 the same step (forward, loss, backward, update), so only the model code differs.
 
-Rows: ``neuript_tiny`` fine-tuning step (batch 16, 20 x 320, fp32 and bf16 autocast), pretraining step (64 x 256,
-``--pretrain-batch``), peak RSS of one pretraining step at ``--memory-batch`` (64) on 64 channels (old side
+Rows: ``neuript_tiny`` fine-tuning step (batch 16, 20 x 320, fp32, bf16 autocast, and each tree's default precision:
+bf16 in 7049d13, ``auto`` now, which is fp32 on a CPU without native bf16), pretraining step (64 x 256,
+``--pretrain-batch``; fp32 and default precision), peak RSS of one pretraining step at ``--memory-batch`` (64) on 64 channels (old side
 stopped by an RSS watchdog at ``--max-rss-gb``), optionally (``--small``) ``neuript_small`` fine-tuning and
 pretraining at small batches, and (``--thread-check``) the fine-tuning step of the new code at 1 vs ``--threads``
 threads. Results are printed and written to BENCHMARKS.md (section ``cpu_speed``).
@@ -80,7 +81,18 @@ def worker(job: dict) -> dict:
     opt = torch.optim.AdamW(model.parameters(), lr=1e-5, fused=True)
     x = torch.randn(b, c, t)
     y = torch.randint(0, 2, (b,))
-    bf16 = job["precision"] == "bf16"
+    precision = job["precision"]
+    if precision == "default":  # what `neuript finetune` / `neuript pretrain` of this tree run by default
+        if pretrain:
+            from neuript.train.pretrain import PretrainConfig as Config
+        else:
+            from neuript.train.finetune import FinetuneConfig as Config
+        precision = Config().precision
+        if precision == "auto":
+            from neuript.runtime import resolve_precision
+
+            precision = resolve_precision("auto", "cpu")
+    bf16 = precision == "bf16"
 
     def step():
         with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16, cache_enabled=False):
@@ -100,7 +112,8 @@ def worker(job: dict) -> dict:
         if i >= job["warmup"]:
             times.append(time.perf_counter() - t0)
     med = statistics.median(times)
-    return dict(step_s=med, win_s=b / med, peak_gb=_peak_gb(), load=os.getloadavg()[0], neuript_file=neuript.__file__)
+    return dict(step_s=med, win_s=b / med, peak_gb=_peak_gb(), load=os.getloadavg()[0], neuript_file=neuript.__file__,
+                precision=precision)
 
 
 # ----------------------------------------------------------------------------------------------- driver side
@@ -128,7 +141,9 @@ def _jobs(args) -> list[dict]:
     jobs = [
         dict(ft, name="tiny fine-tune fp32", precision="fp32"),
         dict(ft, name="tiny fine-tune bf16", precision="bf16"),
+        dict(ft, name="tiny fine-tune, default precision", precision="default"),
         dict(pt, name="tiny pretrain fp32", precision="fp32"),
+        dict(pt, name="tiny pretrain, default precision", precision="default"),
     ]
     if args.small:
         jobs += [
@@ -224,31 +239,39 @@ def _median(results: list[dict], key: str):
     return statistics.median(vals) if vals else None
 
 
+def _load_range(rows) -> str:
+    loads = [r["load"] for _, res in rows for side in res.values() for r in side if "load" in r]
+    return f"{min(loads):.1f}-{max(loads):.1f}" if loads else "?"
+
+
 def _report(args, rows, thread_rows, mem_rows, old_sha, new_sha, dirty, wall_s) -> str:
     sys.path.insert(0, str(REPO))
     from benchmarks._common import machine
+    from neuript.runtime import native_cpu_bf16
 
     cmd = "python -m benchmarks.cpu_speed " + " ".join(a for a in sys.argv[1:])
     new_label = f"{new_sha}{' + uncommitted model changes' if dirty else ''}"
     lines = [
         f"## CPU speed of the small presets vs {old_sha} (issue 13)",
         "",
-        f"Machine: {machine()}. **Shared machine**: other jobs ran on the same 2 cores during the run, so absolute "
-        "numbers are noisy; old and new were measured alternately (order flipped each repeat) to keep the ratios fair.",
+        f"Machine: {machine()}; native bf16 (AVX512-BF16 or AMX): {'yes' if native_cpu_bf16() else 'no'}; "
+        f"1-min load average at the end of the measurements {_load_range(rows)}. Old and new were measured "
+        "alternately (order flipped each repeat), so load that drifts during the run hits both alike.",
         f"Command: `{cmd.strip()}` on {time.strftime('%Y-%m-%d %H:%M')}; old = worktree of {old_sha}, new = "
         f"{new_label}; {args.threads} thread(s) (`OMP_NUM_THREADS` and `torch.set_num_threads`), fused AdamW on both "
         f"sides; windows/s = batch / median step time of {args.steps} steps after 1 warm-up, median over "
         f"{args.repeats} repeats (each a fresh subprocess). Total {wall_s / 60:.1f} min.",
         "",
-        "| step | batch x C x T | old windows/s | new windows/s | new / old | old runs | new runs |",
-        "|---|---|---|---|---|---|---|",
+        "| step | batch x C x T | old windows/s | new windows/s | new / old | old runs | new runs | precision old / new |",
+        "|---|---|---|---|---|---|---|---|",
     ]
     for job, res in rows:
         o, n = _median(res["old"], "win_s"), _median(res["new"], "win_s")
         ratio = f"{n / o:.2f}x" if o and n else "—"
         runs = {s: ", ".join(_fmt(r.get("win_s")) for r in res[s]) for s in res}
+        prec = {s: "/".join(sorted({r.get("precision", "?") for r in res[s]})) for s in res}
         lines.append(f"| {job['name']} | {job['batch']} x {job['chans']} x {job['times']} | {_fmt(o)} | {_fmt(n)} | "
-                     f"{ratio} | {runs['old']} | {runs['new']} |")
+                     f"{ratio} | {runs['old']} | {runs['new']} | {prec['old']} / {prec['new']} |")
     for job, res in thread_rows:
         one, many = _median(res["1"], "win_s"), _median(res[str(args.threads)], "win_s")
         lines += ["", f"Threads (new code, {job['name']}): 1 thread {_fmt(one)} windows/s, {args.threads} threads "

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import datetime as _dt
+import functools
 import hashlib
 import json
 import math
@@ -21,6 +22,7 @@ import torch
 
 __all__ = [
     "now_iso", "seed_everything", "versions", "fingerprint", "resolve_device", "PRECISIONS", "check_precision",
+    "resolve_precision", "native_cpu_bf16",
     "autocast", "check_choice", "check_positive", "OptionError", "tensorboard_writer",
 ]
 
@@ -115,18 +117,45 @@ def resolve_device(device: str | None = None, *, local_rank: int = 0) -> torch.d
     return dev
 
 
-PRECISIONS = ("fp32", "bf16")
+PRECISIONS = ("auto", "fp32", "bf16")
 
 
 def check_precision(precision: str) -> None:
-    """Reject a ``--precision`` other than fp32 / bf16."""
+    """Reject a ``--precision`` other than auto / fp32 / bf16."""
     check_choice("precision", precision, PRECISIONS)
+
+
+@functools.cache
+def native_cpu_bf16() -> bool:
+    """Whether this CPU computes bfloat16 matrix products natively (AVX512-BF16 or AMX).
+
+    Without them (AVX2 CPUs: most AMD and older Intel laptops and servers) bf16 autocast is *emulated* and a
+    ``neuript_tiny`` training step runs ~4x slower than in fp32 (BENCHMARKS.md, cpu_speed)."""
+    try:
+        return bool(torch.cpu._is_avx512_bf16_supported() or torch.cpu._is_amx_tile_supported())
+    except (AttributeError, RuntimeError):  # private helpers; a torch without them: assume no native bf16
+        return False
+
+
+def resolve_precision(precision: str, device: torch.device | str) -> str:
+    """The precision ``"auto"`` means on ``device``: ``"bf16"`` on a GPU that supports it and on a CPU with
+    native bf16 (:func:`native_cpu_bf16`), else ``"fp32"``. ``"fp32"`` and ``"bf16"`` are returned unchanged."""
+    check_precision(precision)
+    if precision != "auto":
+        return precision
+    device = torch.device(device)
+    if device.type == "cuda":
+        return "bf16" if torch.cuda.is_available() and torch.cuda.is_bf16_supported() else "fp32"
+    if device.type == "cpu":
+        return "bf16" if native_cpu_bf16() else "fp32"
+    return "fp32"
 
 
 @contextlib.contextmanager
 def autocast(device: torch.device, precision: str) -> Iterator[None]:
-    """Autocast region for ``precision`` in {"fp32", "bf16"} on CPU or GPU."""
-    check_precision(precision)
+    """Autocast region for ``precision`` in {"auto", "fp32", "bf16"} on CPU or GPU (``"auto"``: see
+    :func:`resolve_precision`)."""
+    precision = resolve_precision(precision, device)
     if precision == "fp32":
         yield
         return

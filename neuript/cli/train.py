@@ -48,7 +48,7 @@ def pretrain_cmd(
     weight_decay: float = typer.Option(5e-3, help="AdamW weight decay."),
     grad_clip: float = typer.Option(100.0, help="Gradient-norm clip."),
     aux_weight: float = typer.Option(0.8, help="Weight of the MoE auxiliary losses."),
-    precision: str = typer.Option("bf16", help="bf16 (autocast) or fp32."),
+    precision: str = typer.Option("auto", help="auto (bf16 autocast on GPUs and on CPUs with native bf16, else fp32), bf16 or fp32."),
     seed: int = typer.Option(520, help="Random seed."),
     split: str = typer.Option("all", help="Store split(s) to train on, comma-separated ('all' = every window; "
                               "'train' keeps a labelled store's validation and test recordings out)."),
@@ -126,6 +126,9 @@ def finetune_cmd(
     head_lr: Optional[float] = typer.Option(None, help="Learning rate of the head (default: --lr)."),
     weight_decay: float = typer.Option(0.05, help="AdamW weight decay."),
     freeze_epochs: int = typer.Option(0, help="Train only the head for this many first epochs."),
+    train_crop: Optional[float] = typer.Option(None, help="Train on random crops of this many seconds of each "
+                                               "window (time-shift augmentation, cheaper steps); evaluation "
+                                               "sees whole windows."),
     patience: int = typer.Option(8, help="Early stopping patience (epochs) on validation balanced accuracy."),
     seeds: str = typer.Option("0", help="Comma-separated seeds, one model each, e.g. 0,1,2."),
     cv: Optional[str] = typer.Option(
@@ -134,7 +137,7 @@ def finetune_cmd(
         "split); one fine-tuning per fold and seed in OUT/fold-XX/."),
     cv_val_fraction: float = typer.Option(
         0.2, help="With --cv: share of each fold's training subjects held out for early stopping (at least one)."),
-    precision: str = typer.Option("bf16", help="bf16 (autocast) or fp32."),
+    precision: str = typer.Option("auto", help="auto (bf16 autocast on GPUs and on CPUs with native bf16, else fp32), bf16 or fp32."),
     num_workers: int = typer.Option(0, help="DataLoader worker processes."),
     device: str = typer.Option("auto", help="auto, cpu, cuda ..."),
     tensorboard: bool = typer.Option(False, help="Also log to TensorBoard (needs the tensorboard package); CSV logs "
@@ -149,6 +152,7 @@ def finetune_cmd(
         stores=[str(s) for s in stores], out=str(out), pretrained=str(pretrained) if pretrained else None,
         preset=preset, model_overrides=_parse_overrides(model_set), groups=groups, loss=loss, epochs=epochs,
         batch_size=batch_size, lr=lr, head_lr=head_lr, weight_decay=weight_decay, freeze_epochs=freeze_epochs,
+        train_crop_s=train_crop,
         patience=patience, seeds=_seeds(seeds), precision=precision, num_workers=num_workers, device=device,
         micro_batch_size=micro_batch, optimizer_state=optimizer_state, align=align, align_by=align_by,
         cv=cv, cv_val_fraction=cv_val_fraction, tensorboard=tensorboard, overwrite=overwrite,

@@ -39,7 +39,7 @@ def run_demo(out: str | Path, *, pretrain_steps: int = 10, finetune_epochs: int 
 
     log(f"[bold]2/5 pretrain[/]: AAMP masked reconstruction, neuript_tiny, {pretrain_steps} steps")
     pt = pretrain(PretrainConfig(stores=[str(stores / "eegmmidb")], out=str(out / "pretrain"), preset="neuript_tiny",
-                                 epochs=1000, max_steps=pretrain_steps, batch_size=8, lr=1e-3, precision="bf16",
+                                 epochs=1000, max_steps=pretrain_steps, batch_size=4, lr=1e-3, precision="auto",
                                  checkpoint_every=max(pretrain_steps // 2, 1), seed=520),
                   resume=(out / "pretrain" / "checkpoint").exists())
 
@@ -47,7 +47,8 @@ def run_demo(out: str | Path, *, pretrain_steps: int = 10, finetune_epochs: int 
     ft_dir = out / "finetune"
     finetune(FinetuneConfig(stores=[str(stores / "eegmat")], out=str(ft_dir), pretrained=str(pt),
                             epochs=finetune_epochs, batch_size=16, seeds=list(seeds), patience=4,
-                            precision="bf16"))
+                            train_crop_s=2.5,
+                            precision="auto"))
 
     log("[bold]4/5 evaluate[/]")
     report = json.loads((ft_dir / "report.json").read_text())

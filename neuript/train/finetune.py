@@ -28,7 +28,8 @@ import torch.nn.functional as F
 
 from neuript.inference.artifacts import is_saved_model, load_pretrained, store_fingerprint
 from neuript.inference.predict import predict_dataset
-from neuript.runtime import autocast, fingerprint, now_iso, resolve_device, seed_everything, versions
+from neuript.runtime import (OptionError, autocast, fingerprint, now_iso, resolve_device, resolve_precision,
+                             seed_everything, versions)
 from neuript._atomic import atomic_write_text
 from neuript.train.checkpoint import write_json_atomic
 from neuript.train.common import backward_in_micro_batches, check_memory_options, make_adamw
@@ -64,6 +65,11 @@ class FinetuneConfig:
         :class:`BalancedLoss`.
     freeze_epochs
         Epochs at the start during which only the head trains.
+    train_crop_s
+        Train on a random crop of this many seconds of each window (a new offset per window and step: time-shift
+        augmentation, and a step that costs about ``train_crop_s / window`` of a full-window step); validation,
+        test and prediction always see whole windows. Rounded down to a multiple of the encoder's time
+        reduction (the product of its merge factors). ``None``: whole windows.
     patience
         Early stopping: epochs without improvement of validation balanced accuracy.
     seeds
@@ -114,11 +120,12 @@ class FinetuneConfig:
     weight_decay: float = 0.05
     pct_start: float = 0.1
     freeze_epochs: int = 0
+    train_crop_s: float | None = None
     patience: int = 8
     grad_clip: float = 5.0
     aux_weight: float = 0.8
     seeds: Sequence[int] = (0,)
-    precision: str = "bf16"
+    precision: str = "auto"
     num_workers: int = 0
     device: str = "auto"
     train_split: str = "train"
@@ -180,6 +187,27 @@ def accumulate_gradients(
 
     loss = backward_in_micro_batches((x, y), micro_batch_size, loss_of)[0]
     return (loss, torch.cat(kept)) if return_logits else loss
+
+
+def crop_length(crop_s: float | None, *, sfreq: float, n_times: int, multiple: int) -> int | None:
+    """Samples of a ``crop_s``-second training crop, rounded down to a multiple of ``multiple`` (the encoder's
+    time reduction); ``None`` when ``crop_s`` is ``None``. A crop not shorter than the window is refused."""
+    if crop_s is None:
+        return None
+    n = int(round(crop_s * sfreq)) // multiple * multiple
+    if n < multiple or n >= n_times:
+        raise OptionError(f"--train-crop {crop_s:g} s is {round(crop_s * sfreq)} samples at {sfreq:g} Hz; it must lie "
+                          f"between {multiple} samples ({multiple / sfreq:g} s) and the window "
+                          f"({n_times} samples = {n_times / sfreq:g} s, exclusive)")
+    return n
+
+
+def random_crop(x: torch.Tensor, length: int, generator: torch.Generator | None = None) -> torch.Tensor:
+    """A random ``length``-sample crop of every window of ``x`` (batch, channels, time), one offset per window."""
+    n, c, t = x.shape
+    start = torch.randint(0, t - length + 1, (n,), generator=generator, device=x.device)
+    idx = (start[:, None] + torch.arange(length, device=x.device))[:, None, :].expand(n, c, length)
+    return torch.gather(x, 2, idx)
 
 
 def _predicted_class(logits: torch.Tensor) -> np.ndarray:
@@ -328,12 +356,14 @@ def build_classifier_for(cfg: "FinetuneConfig", data: FinetuneData) -> torch.nn.
     return NeurIPT(**common, **preset_config(cfg.preset, cfg.model_overrides))
 
 
-def _check_memory(cfg: "FinetuneConfig", model, loss_fn, data: FinetuneData, device, micro: int) -> None:
-    """Estimate the step's peak memory from two small forward passes and refuse a run that cannot fit."""
+def _check_memory(cfg: "FinetuneConfig", model, loss_fn, data: FinetuneData, device, micro: int, *,
+                  n_times: int | None = None) -> None:
+    """Estimate the step's peak memory from two small forward passes (``n_times`` samples per window: the
+    training crop, else the whole window) and refuse a run that cannot fit."""
     from neuript.train.memory import check_training_memory, estimate_training_memory, release_freed_activations
 
     release_freed_activations(device, grad_checkpointing=model.encoder.grad_checkpointing)
-    n_chans, n_times = len(data.ch_names), data.n_times
+    n_chans, n_times = len(data.ch_names), n_times or data.n_times
 
     def loss_of(n: int) -> torch.Tensor:
         x = torch.randn(n, n_chans, n_times, device=device)
@@ -372,7 +402,9 @@ def _train_one_seed(cfg: FinetuneConfig, seed: int, data: FinetuneData, device: 
                          num_workers=cfg.num_workers, drop_last=len(data.train) > cfg.batch_size)
     steps_per_epoch = len(loader) if cfg.max_train_batches is None else min(len(loader), cfg.max_train_batches)
     micro = cfg.micro_batch_size or cfg.batch_size  # validated by finetune()
-    _check_memory(cfg, model, loss_fn, data, device, micro)
+    crop = crop_length(cfg.train_crop_s, sfreq=data.sfreq, n_times=data.n_times,
+                       multiple=math.prod(model.encoder.cfg.merge_factors))
+    _check_memory(cfg, model, loss_fn, data, device, micro, n_times=crop)
     head_params = list(model.final_layer.parameters())
     head_ids = set(id(p) for p in head_params)
     body_params = [p for p in model.parameters() if id(p) not in head_ids]
@@ -408,6 +440,8 @@ def _train_one_seed(cfg: FinetuneConfig, seed: int, data: FinetuneData, device: 
             if b >= steps_per_epoch:
                 break
             x = batch["x"].to(device)
+            if crop is not None:
+                x = random_crop(x, crop)
             y = batch["label"].to(device)
             optimizer.zero_grad(set_to_none=True)
             loss, logits = accumulate_gradients(model, loss_fn, x, y, micro_batch_size=micro,
@@ -470,7 +504,7 @@ def _train_one_seed(cfg: FinetuneConfig, seed: int, data: FinetuneData, device: 
         "config": cfg.to_dict(),
         "store_config": {k: v for k, v in data.preprocessing.items() if k != "preprocess"},
         "data_fingerprint": data.fingerprint,
-        "versions": versions(),
+        "versions": versions(), "precision_used": resolve_precision(cfg.precision, device),
         "saved": now_iso(),
     }
     if cfg.pretrained:
@@ -501,6 +535,7 @@ def finetune(cfg: FinetuneConfig) -> Path:
     check_choice("align_by", cfg.align_by, ALIGN_BY)
     check_choice("loss", cfg.loss, tuple(LOSSES))
     check_positive("lr", cfg.lr, allow_none=True)
+    check_positive("train_crop_s", cfg.train_crop_s, allow_none=True)
     check_positive("epochs", cfg.epochs, integer=True)
     check_positive("batch_size", cfg.batch_size, integer=True)
     if cfg.cv is not None:
@@ -524,7 +559,7 @@ def finetune(cfg: FinetuneConfig) -> Path:
         "data_fingerprint": data.fingerprint,
         **_split_sizes(data),
         "label_names": data.label_names,
-        "versions": versions(),
+        "versions": versions(), "precision_used": resolve_precision(cfg.precision, device),
         "started": now_iso(),
     })
     for seed in cfg.seeds:
@@ -641,7 +676,7 @@ def _finetune_cv(cfg: FinetuneConfig, device: torch.device, out: Path) -> None:
         "data_fingerprint": datas[0].fingerprint,
         "cv": assignment,
         "label_names": datas[0].label_names,
-        "versions": versions(),
+        "versions": versions(), "precision_used": resolve_precision(cfg.precision, device),
         "started": now_iso(),
     })
     for fold, data in zip(folds, datas):
@@ -650,7 +685,7 @@ def _finetune_cv(cfg: FinetuneConfig, device: torch.device, out: Path) -> None:
         write_json_atomic(fdir / "run.json", {
             "kind": "finetune", "config": cfg.to_dict(), "fold": fold.to_dict(), "pool": what,
             "data_fingerprint": data.fingerprint, **_split_sizes(data), "label_names": data.label_names,
-            "versions": versions(), "started": now_iso(),
+            "versions": versions(), "precision_used": resolve_precision(cfg.precision, device), "started": now_iso(),
         })
         for seed in cfg.seeds:
             done = fdir / f"seed{seed}" / "model"

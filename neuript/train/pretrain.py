@@ -35,7 +35,7 @@ from torch.nn.parallel import DistributedDataParallel
 from neuript.inference.artifacts import store_fingerprint
 from neuript.model.masking import make_masker
 from neuript.model.presets import build as build_preset
-from neuript.runtime import autocast, fingerprint, now_iso, seed_everything, versions
+from neuript.runtime import autocast, fingerprint, now_iso, resolve_precision, seed_everything, versions
 from neuript.train.checkpoint import has_checkpoint, load_training_state, save_training_state, write_json_atomic
 from neuript.train.common import (
     DistContext, backward_in_micro_batches, check_memory_options, init_distributed, make_adamw,
@@ -86,7 +86,8 @@ class PretrainConfig:
     aux_weight
         Weight of the summed MoE auxiliary losses.
     precision
-        ``"bf16"`` (autocast) or ``"fp32"``.
+        ``"auto"`` (bf16 autocast on GPUs and on CPUs with native bf16, else fp32:
+        :func:`neuript.runtime.resolve_precision`), ``"bf16"`` or ``"fp32"``.
     checkpoint_every
         Steps between resumable checkpoints (one is always written at each epoch end).
     micro_batch_size
@@ -120,7 +121,7 @@ class PretrainConfig:
     final_div_factor: float = 1e4
     grad_clip: float = 100.0
     aux_weight: float = 0.8
-    precision: str = "bf16"
+    precision: str = "auto"
     seed: int = 520
     num_workers: int = 0
     checkpoint_every: int = 200
@@ -353,7 +354,7 @@ def pretrain(cfg: PretrainConfig, *, resume: bool = False, stop_after_steps: int
         "config": cfg.to_dict(),
         "model_config": dict(model.config),
         "data_fingerprint": data_fp,
-        "versions": versions(),
+        "versions": versions(), "precision_used": resolve_precision(cfg.precision, ctx.device),
         "world_size": ctx.world_size,
         "started": now_iso(),
         "steps_per_epoch": steps_per_epoch,

@@ -70,3 +70,13 @@ def test_missing_tensorboard_gives_the_install_command(stores, tiny_overrides, t
     monkeypatch.setattr(builtins, "__import__", no_tensorboard)
     with pytest.raises(ImportError, match=r"pip install 'neuript\[tensorboard\]'"):
         finetune(_cfg(stores, tiny_overrides, tmp_path / "tb", tensorboard=True, epochs=1))
+
+
+def test_run_records_the_precision_auto_resolved_to(stores, tiny_overrides, tmp_path, monkeypatch):
+    from neuript import runtime
+
+    monkeypatch.setattr(runtime, "native_cpu_bf16", lambda: False)
+    out = tmp_path / "auto"
+    finetune(_cfg(stores, tiny_overrides, out, precision="auto", epochs=1, max_train_batches=1))
+    meta = json.loads((out / "run.json").read_text())
+    assert meta["config"]["precision"] == "auto" and meta["precision_used"] == "fp32"
