@@ -86,7 +86,7 @@ def main(argv=None) -> int:
     p.add_argument("--lr", type=float, default=None, help="fine-tuning peak LR (default: neuript finetune's)")
     p.add_argument("--patience", type=int, default=4)
     p.add_argument("--align", default="channel", help="alignment of the aligned arm: channel or euclidean")
-    p.add_argument("--precision", default="bf16", help="bf16 (autocast) or fp32")
+    p.add_argument("--precision", default="auto", help="auto (bf16 on a GPU or a CPU with native bf16, else fp32), bf16 or fp32")
     p.add_argument("--n-jobs", type=int, default=2)
     p.add_argument("--no-write", action="store_true", help="do not touch BENCHMARKS.md")
     args = p.parse_args(argv)

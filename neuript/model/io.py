@@ -268,6 +268,13 @@ def locate_artifact(path: str | os.PathLike, *, revision: str | None = None, cac
         found = _run_candidates(p) if p.is_dir() else []
         if found:
             return found[0]
+        folds = sorted(d for f in p.glob("fold-*") for d in seed_model_dirs(f)) if p.is_dir() else []
+        if folds:
+            raise FileNotFoundError(
+                f"{p} is a cross-validation run: it holds {len(folds)} models, one per fold and seed, each trained "
+                f"without its fold's subjects, and none of them is *the* model of the run. Point at one of them "
+                f"(e.g. {folds[0]}), or fine-tune one model on all subjects without --cv for predictions."
+            )
         raise FileNotFoundError(
             f"no model in {p}: expected {WEIGHTS_NAME} + {CONFIG_NAME} there, in {p}/model or in "
             f"{p}/seed<k>/model. Point at a directory written by `neuript finetune`, `neuript pretrain` or "

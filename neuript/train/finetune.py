@@ -535,7 +535,7 @@ def finetune(cfg: FinetuneConfig) -> Path:
     check_choice("align_by", cfg.align_by, ALIGN_BY)
     check_choice("loss", cfg.loss, tuple(LOSSES))
     check_positive("lr", cfg.lr, allow_none=True)
-    check_positive("train_crop_s", cfg.train_crop_s, allow_none=True)
+    check_positive("train-crop", cfg.train_crop_s, allow_none=True)
     check_positive("epochs", cfg.epochs, integer=True)
     check_positive("batch_size", cfg.batch_size, integer=True)
     if cfg.cv is not None:

@@ -279,6 +279,12 @@ def pretrain(cfg: PretrainConfig, *, resume: bool = False, stop_after_steps: int
     from neuript.data.loader import WindowDataset, make_loader
 
     check_memory_options(micro_batch_size=cfg.micro_batch_size, optimizer_state=cfg.optimizer_state)
+    from neuript.runtime import check_positive, check_precision
+
+    check_precision(cfg.precision)
+    check_positive("epochs", cfg.epochs, integer=True)  # the CLI checks these too; the Python API must as well
+    check_positive("max-steps", cfg.max_steps, integer=True, allow_none=True)
+    check_positive("batch-size", cfg.batch_size, integer=True)
     ctx = init_distributed(cfg.device)
     out = Path(cfg.out)
     ckpt_dir = out / "checkpoint"

@@ -101,3 +101,16 @@ def test_damaged_checkpoints_give_one_clear_error(tmp_path):
         from neuript.model.io import check_state_dict
 
         check_state_dict(wide, m.state_dict(), source="x")
+
+
+def test_a_cross_validation_run_is_not_taken_for_one_model(tmp_path):
+    from neuript.model.io import CONFIG_NAME, WEIGHTS_NAME, locate_artifact
+
+    for fold in ("fold-0", "fold-1"):
+        model = tmp_path / "cv" / fold / "seed0" / "model"
+        model.mkdir(parents=True)
+        (model / WEIGHTS_NAME).write_bytes(b"")
+        (model / CONFIG_NAME).write_text("{}")
+    with pytest.raises(FileNotFoundError, match=r"cross-validation run: it holds 2 models.*fold-0/seed0/model"):
+        locate_artifact(tmp_path / "cv")
+    assert locate_artifact(tmp_path / "cv" / "fold-1" / "seed0" / "model").name == "model"

@@ -123,3 +123,14 @@ def test_validation_holds_out_whole_recordings_deterministically(stores):
     assert list(val2.windows["recording"]) == list(val.windows["recording"])
     x = val[0]["x"]  # items of the view read the right windows
     assert x.shape == (len(val.montage_info(val.montages[0])["ch_names"]), val.n_times)
+
+
+@pytest.mark.parametrize("bad", [dict(max_steps=0), dict(epochs=0), dict(batch_size=-1), dict(precision="fp16")],
+                         ids=["max-steps-0", "epochs-0", "batch-negative", "precision-unknown"])
+def test_python_api_refuses_what_the_cli_refuses(stores, tiny_overrides, tmp_path, bad):
+    from neuript.runtime import OptionError
+
+    out = tmp_path / "pt"
+    with pytest.raises(OptionError):
+        pretrain(_cfg(stores, out, tiny_overrides, **bad))
+    assert not out.exists()  # refused before anything was written
