@@ -80,3 +80,10 @@ def cv_head(Ftr, ytr, s_tr, Fva, s_va, proto, Cs, n_folds=7):
             else (subject_standardise_features(Ftr, s_tr), subject_standardise_features(Fva, s_va)))
     return best, float(np.mean(cv[best])), fit_lr(a, ytr, b, best)
 
+
+
+def differenced(a, ref):
+    """First difference ``x[t] - x[t-1]`` along time (flattens the 1/f spectrum), scaled so that the
+    differenced training input ``ref`` keeps its std (the A-law companding sees the same amplitude range)."""
+    d = np.diff(a, axis=-1, prepend=a[..., :1])
+    return d * ref.std() / np.diff(ref, axis=-1, prepend=ref[..., :1]).std()

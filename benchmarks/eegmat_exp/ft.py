@@ -10,15 +10,13 @@ import torch
 import torch.nn.functional as F
 
 sys.path.insert(0, __file__.rsplit("/", 1)[0])
-from common import load_split, subject_transform
+from common import differenced, load_split, subject_transform
 from sklearn.metrics import balanced_accuracy_score, roc_auc_score
 from neuript.data.preprocess import alaw
 from neuript.runtime import autocast, seed_everything
 from neuript.train.finetune import BalancedLoss, FinetuneConfig, build_classifier_for, load_finetune_data
 
 warnings.filterwarnings("ignore")
-torch.set_num_threads(1)
-
 p = argparse.ArgumentParser()
 p.add_argument("--name", required=True)
 p.add_argument("--store", default="neuript_runs/eegmat_exp/stores/eegmat")
@@ -48,8 +46,11 @@ p.add_argument("--featnorm", default="none", choices=["none", "subject"],
                help="subject: standardise the pooled features per subject (stats of the current model over up to "
                     "--featnorm-n windows of the subject, refreshed each epoch; label-free, transductive at test)")
 p.add_argument("--featnorm-n", type=int, default=24)
+p.add_argument("--diff", action="store_true", help="first difference of the input (as probe.py --diff yes)")
+p.add_argument("--threads", type=int, default=1)
 p.add_argument("--save-feats", action="store_true", help="save IILP-pooled features of train/val (full windows) per seed")
 args = p.parse_args()
+torch.set_num_threads(args.threads)
 out = Path("neuript_runs/eegmat_exp/ft") / args.name
 out.mkdir(parents=True, exist_ok=True)
 
@@ -69,6 +70,8 @@ xtr = subject_transform(xtr, str_, args.align)
 xva = subject_transform(xva, sva, args.align)
 if args.align != "none":
     xtr, xva = xtr * args.scale_uv, xva * args.scale_uv
+if args.diff:
+    xtr, xva = differenced(xtr, xtr), differenced(xva, xtr)
 xtr = torch.tensor(xtr, dtype=torch.float32)
 xva = torch.tensor(xva, dtype=torch.float32)
 ytr_t = torch.tensor(ytr)

@@ -13,7 +13,7 @@ import torch
 from sklearn.metrics import balanced_accuracy_score, roc_auc_score
 
 sys.path.insert(0, __file__.rsplit("/", 1)[0])
-from common import cv_head, load_split, subject_transform  # noqa: E402
+from common import cv_head, differenced, load_split, subject_transform  # noqa: E402
 from neuript.data.preprocess import alaw  # noqa: E402
 from neuript.runtime import seed_everything  # noqa: E402
 from neuript.train.finetune import FinetuneConfig, build_classifier_for, load_finetune_data  # noqa: E402
@@ -41,11 +41,6 @@ xva, yva, s_va, _ = load_split(args.store, "val")
 xtr, xva = subject_transform(xtr, s_tr, args.align), subject_transform(xva, s_va, args.align)
 if args.align != "none":
     xtr, xva = 20 * xtr, 20 * xva
-
-
-def differenced(a, ref):  # x[t] - x[t-1], scaled to the training input's std
-    d = np.diff(a, axis=-1, prepend=a[..., :1])
-    return d * ref.std() / np.diff(ref, axis=-1, prepend=ref[..., :1]).std()
 
 
 inputs_tr, inputs_va = [], []
