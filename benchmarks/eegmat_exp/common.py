@@ -82,8 +82,10 @@ def cv_head(Ftr, ytr, s_tr, Fva, s_va, proto, Cs, n_folds=7):
 
 
 
-def differenced(a, ref):
-    """First difference ``x[t] - x[t-1]`` along time (flattens the 1/f spectrum), scaled so that the
-    differenced training input ``ref`` keeps its std (the A-law companding sees the same amplitude range)."""
-    d = np.diff(a, axis=-1, prepend=a[..., :1])
-    return d * ref.std() / np.diff(ref, axis=-1, prepend=ref[..., :1]).std()
+def differenced(a, ref, coef=1.0):
+    """Pre-emphasis ``x[t] - coef * x[t-1]`` along time (``coef=1``: first difference, which flattens the 1/f
+    spectrum; smaller ``coef`` tilts it less), scaled so that the filtered training input ``ref`` keeps its std
+    (the A-law companding sees the same amplitude range)."""
+    def f(x):
+        return x - coef * np.concatenate([x[..., :1], x[..., :-1]], axis=-1)
+    return f(a) * ref.std() / f(ref).std()

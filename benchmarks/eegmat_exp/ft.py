@@ -47,6 +47,7 @@ p.add_argument("--featnorm", default="none", choices=["none", "subject"],
                     "--featnorm-n windows of the subject, refreshed each epoch; label-free, transductive at test)")
 p.add_argument("--featnorm-n", type=int, default=24)
 p.add_argument("--diff", action="store_true", help="first difference of the input (as probe.py --diff yes)")
+p.add_argument("--preemph", type=float, default=1.0, help="coefficient of the --diff filter x[t] - a x[t-1]")
 p.add_argument("--threads", type=int, default=1)
 p.add_argument("--save-feats", action="store_true", help="save IILP-pooled features of train/val (full windows) per seed")
 args = p.parse_args()
@@ -71,7 +72,7 @@ xva = subject_transform(xva, sva, args.align)
 if args.align != "none":
     xtr, xva = xtr * args.scale_uv, xva * args.scale_uv
 if args.diff:
-    xtr, xva = differenced(xtr, xtr), differenced(xva, xtr)
+    xtr, xva = differenced(xtr, xtr, args.preemph), differenced(xva, xtr, args.preemph)
 xtr = torch.tensor(xtr, dtype=torch.float32)
 xva = torch.tensor(xva, dtype=torch.float32)
 ytr_t = torch.tensor(ytr)

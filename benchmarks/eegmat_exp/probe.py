@@ -30,6 +30,7 @@ p.add_argument("--blocks", default="all", help="comma list of encoder outputs to
 p.add_argument("--stats", default="meanstd", choices=["mean", "logstd", "meanstd"])
 p.add_argument("--diff", default="no", choices=["no", "yes", "both"],
                help="first difference of the input (flattens the 1/f spectrum); both: features of raw and differenced")
+p.add_argument("--preemph", type=float, default=1.0, help="coefficient of the --diff filter x[t] - a x[t-1]")
 args = p.parse_args()
 out = Path("neuript_runs/eegmat_exp/probe") / args.name
 out.mkdir(parents=True, exist_ok=True)
@@ -47,7 +48,7 @@ inputs_tr, inputs_va = [], []
 if args.diff in ("no", "both"):
     inputs_tr.append(xtr); inputs_va.append(xva)
 if args.diff in ("yes", "both"):
-    inputs_tr.append(differenced(xtr, xtr)); inputs_va.append(differenced(xva, xtr))
+    inputs_tr.append(differenced(xtr, xtr, args.preemph)); inputs_va.append(differenced(xva, xtr, args.preemph))
 inputs_tr = [alaw(torch.tensor(a, dtype=torch.float32), A=0.25) for a in inputs_tr]
 inputs_va = [alaw(torch.tensor(a, dtype=torch.float32), A=0.25) for a in inputs_va]
 Cs = np.logspace(-6, 2, 9)
