@@ -59,10 +59,51 @@ def _interval_labels(starts_s: np.ndarray, onsets: np.ndarray, durations: np.nda
     return out
 
 
+#: At most this many distinct warnings are kept per recording in its shard metadata.
+MAX_WARNINGS = 20
+
+
+def _kept_warnings(caught) -> list[str]:
+    """The distinct data warnings (``UserWarning`` / ``RuntimeWarning``: dropped or interpolated channels, NaN
+    samples, odd units or sampling rates, reader notes) of one recording, in order, with repeats counted.
+    Library deprecation notes are not about the data and are left out."""
+    counts: dict[str, int] = {}
+    for w in caught:
+        if issubclass(w.category, (UserWarning, RuntimeWarning)):
+            msg = str(w.message).strip()
+            counts[msg] = counts.get(msg, 0) + 1
+    out = [m if n == 1 else f"{m} (x{n})" for m, n in counts.items()]
+    if len(out) > MAX_WARNINGS:
+        out = out[:MAX_WARNINGS] + [f"... and {len(out) - MAX_WARNINGS} more warning(s)"]
+    return out
+
+
 def process_recording(rec, recipe, cfg: PreprocessConfig, shard_dir: Path, dtype: str, *,
                       rename: dict[str, str] | None = None) -> dict[str, Any]:
     """Read, preprocess, window, reject and write one recording's shard (``rename``: channel renames applied
-    right after reading). Returns its metadata."""
+    right after reading). Returns its metadata.
+
+    The warnings raised on the way (channels dropped or interpolated, NaN samples, ...) are kept in the
+    metadata under ``"warnings"`` (so ``neuript info`` can show them after a parallel run whose workers' output
+    is not seen) and re-issued here, once each, as ``UserWarning``.
+    """
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        wins, meta = _window_recording(rec, recipe, cfg, dtype, rename=rename)
+    meta["warnings"] = _kept_warnings(caught)
+    shard_dir.mkdir(parents=True, exist_ok=True)
+    npy = shard_dir / f"{rec.recording}.npy"
+    atomic_write(npy, lambda fh: np.save(fh, np.ascontiguousarray(wins)))
+    # size and checksum of what was written, so a later truncation or edit is caught (store.check_shard)
+    meta["npy_bytes"], meta["npy_sha256"] = npy.stat().st_size, file_sha256(npy)
+    atomic_write_text(shard_dir / f"{rec.recording}.json", json.dumps(meta, default=_json_default))
+    for msg in meta["warnings"]:
+        warnings.warn(msg, UserWarning, stacklevel=2)
+    return meta
+
+
+def _window_recording(rec, recipe, cfg: PreprocessConfig, dtype: str, *, rename: dict[str, str] | None):
+    """One recording's kept windows (in ``dtype``) and its shard metadata (without the file fields)."""
     from neuript.data.io import read_raw
     from neuript.data.recording import check_amplitude
 
@@ -123,13 +164,7 @@ def process_recording(rec, recipe, cfg: PreprocessConfig, shard_dir: Path, dtype
         "start": (starts[keep] / sfreq + cfg.crop_start_s).tolist(), "label": labels[keep].astype(int).tolist(),
         "max_abs_uv": np.round(peak[keep], 3).tolist(),
     }
-    shard_dir.mkdir(parents=True, exist_ok=True)
-    npy = shard_dir / f"{rec.recording}.npy"
-    atomic_write(npy, lambda fh: np.save(fh, np.ascontiguousarray(wins)))
-    # size and checksum of what was written, so a later truncation or edit is caught (store.check_shard)
-    meta["npy_bytes"], meta["npy_sha256"] = npy.stat().st_size, file_sha256(npy)
-    atomic_write_text(shard_dir / f"{rec.recording}.json", json.dumps(meta, default=_json_default))
-    return meta
+    return wins, meta
 
 
 def _init_worker() -> None:
@@ -155,7 +190,7 @@ def _worker(rec, recipe_name, recipe_opts, cfg_dict, shard_dir, dtype, rename=No
             recipe = get_recipe(recipe_name, **recipe_opts)
             meta = process_recording(rec, recipe, PreprocessConfig.from_dict(cfg_dict), Path(shard_dir), dtype,
                                      rename=rename)
-        return rec.recording, {k: meta[k] for k in ("n_windows", "n_windows_total", "rejected")}, None
+        return rec.recording, {k: meta[k] for k in ("n_windows", "n_windows_total", "rejected", "warnings")}, None
     except Exception as err:  # noqa: BLE001 - reported per recording, never swallowed
         msg = f"{type(err).__name__}: {err}"
         if not str(rec.path) in msg:
@@ -225,7 +260,8 @@ def _unused_files(source: Path, recs, out: Path) -> dict[str, Any]:
 
 class PrepareReport(dict):
     """Result of :func:`prepare_store`: ``done``, ``skipped``, ``failed`` (rec → message), ``n_windows``,
-    ``rejected`` (reason → count), ``seconds``."""
+    ``rejected`` (reason → count), ``seconds``, ``warnings`` (rec → its warnings, for the recordings prepared
+    in this call)."""
 
 
 def _config_fingerprint(manifest: dict) -> str:
@@ -383,9 +419,17 @@ def prepare_store(
         more = len(manifest["empty_recordings"]) - 5
         warnings.warn(f"{len(manifest['empty_recordings'])} recording(s) gave no windows: {shown}"
                       f"{f' and {more} more (neuript info {out})' if more > 0 else ''}", UserWarning, stacklevel=2)
+    warned = {rid: m["warnings"] for rid, m in done.items() if m.get("warnings")}
+    if warned:
+        first_rid, first = next(iter(warned.items()))
+        others = f" ({', '.join(list(warned)[1:4])}{' ...' if len(warned) > 4 else ''} too)" if len(warned) > 1 else ""
+        warnings.warn(f"{len(warned)} of the {len(done)} recording(s) prepared now came with warnings, e.g. "
+                      f"{first_rid}: {first[0]}{others}. They are kept with each recording; `neuript info {out}` "
+                      "lists them. Check that the dropped or interpolated channels and NaN samples are expected.",
+                      UserWarning, stacklevel=2)
     rej = {r: sum(m["rejected"][r] for m in done.values()) for r in REJECT_REASONS}
     report = PrepareReport(done=len(done), skipped=skipped, failed=failed, n_windows=len(store), rejected=rej,
-                           seconds=time.perf_counter() - t0, store=str(out))
+                           seconds=time.perf_counter() - t0, store=str(out), warnings=warned)
     if failed and raise_on_error:
         raise PrepareError(failed, out)
     return report
@@ -425,6 +469,7 @@ def store_info(path: str | os.PathLike) -> dict[str, Any]:
         "montages": montages, "rejected": st.rejected_counts(), "rejected_by_class": rej_by_label,
         "failed": st.failed(), "split_rule": st.manifest.get("splits"),
         "empty_recordings": st.manifest.get("empty_recordings") or {},
+        "warnings": {rid: m["warnings"] for rid, m in st._recs.items() if m.get("warnings")},
         "unused_files": st.manifest.get("unused_files") or {},
         "disk_mb": sum(f.stat().st_size for f in (st.path / "shards").glob("*.npy")) / 1e6,
     }
@@ -462,6 +507,13 @@ def format_info(info: dict[str, Any]) -> str:
         lines += [f"  {k}: {v}" for k, v in list(empty.items())[:10]]
         if len(empty) > 10:
             lines.append(f"  ... and {len(empty) - 10} more (neuript info --json)")
+    warned = info.get("warnings") or {}
+    if warned:
+        lines.append(f"recordings with warnings ({len(warned)}):")
+        for rid, msgs in list(warned.items())[:10]:
+            lines.append(f"  {rid}: {msgs[0]}" + (f" (+{len(msgs) - 1} more)" if len(msgs) > 1 else ""))
+        if len(warned) > 10:
+            lines.append(f"  ... and {len(warned) - 10} more (neuript info --json)")
     unused = info.get("unused_files") or {}
     if unused.get("n_recordings") or unused.get("n_other"):
         recs = unused.get("recordings", [])

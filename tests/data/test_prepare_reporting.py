@@ -110,3 +110,53 @@ def test_grid_labelled_cap_is_refused(eegmat_dir):
     fake = mne.io.RawArray(data, mne.create_info(names, raw.info["sfreq"], "eeg"), verbose="error")
     with pytest.raises(ValueError, match="labelled as a grid"):
         preprocess_raw(fake, PreprocessConfig(reference="average"))
+
+
+def test_recording_warnings_are_kept_with_the_shard_and_shown_by_info(eegmat_dir, tmp_path):
+    """The worker silences warnings (a parallel run would interleave them); they must not be lost: each shard
+    keeps its recording's warnings, prepare sums them up in one warning, and ``neuript info`` lists them."""
+    raw = read_raw(eegmat_dir / "Subject00_2.edf")
+    extra = raw.copy().pick(["EEG O2"]).rename_channels({"EEG O2": "mystery7"})
+    raw.add_channels([extra])
+    src = tmp_path / "src"
+    src.mkdir()
+    raw.crop(0, 30).save(src / "Subject00_2_raw.fif", verbose="error")
+    _register()
+    runner = CliRunner()
+    out = tmp_path / "st"
+    args = ["prepare", "table", "--manifest", str(_manifest(src, tmp_path)), "--out", str(out), "-q",
+            "--set", "drop_unknown=true"]
+    res = runner.invoke(app, args)  # the CLI prints warnings to stderr as "warning: ..."
+    assert res.exit_code == 0, res.output
+    summary = [ln for ln in res.output.splitlines() if "came with warnings" in ln]
+    assert len(summary) == 1 and "mystery7" in summary[0] and f"neuript info {out}" in summary[0]
+    shard = json.loads(next((out / "shards").glob("*.json")).read_text())
+    assert any("dropping channels with unknown names ['mystery7']" in m for m in shard["warnings"])
+    assert "mystery7" not in shard["ch_names"]
+    info = runner.invoke(app, ["info", str(out)])
+    assert info.exit_code == 0, info.output
+    assert "recordings with warnings (1)" in info.output and "mystery7" in info.output
+    # resumed run: nothing prepared now, so no summary warning; the stored warnings stay
+    again = runner.invoke(app, args)
+    assert again.exit_code == 0 and "came with warnings" not in again.output
+    assert store_info(out)["warnings"]
+    # direct callers of the library get the summary as a Python warning
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        recipe = get_recipe("table", manifest=str(tmp_path / "manifest.csv"))
+        cfg = recipe.config()
+        cfg.drop_unknown = True
+        report = prepare_store(recipe, source=src, out=tmp_path / "st2", config=cfg, progress=False)
+    assert [w for w in caught if "came with warnings" in str(w.message)]
+    assert "mystery7" in next(iter(report["warnings"].values()))[0]
+
+
+def test_clean_recording_has_no_warnings(eegmat_dir, tmp_path):
+    src = tmp_path / "src"
+    src.mkdir()
+    read_raw(eegmat_dir / "Subject00_2.edf").crop(0, 30).save(src / "Subject00_2_raw.fif", verbose="error")
+    _register()
+    res = CliRunner().invoke(app, ["prepare", "table", "--manifest", str(_manifest(src, tmp_path)),
+                                   "--out", str(tmp_path / "st"), "-q"])
+    assert res.exit_code == 0, res.output
+    assert store_info(tmp_path / "st")["warnings"] == {}
