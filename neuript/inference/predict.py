@@ -286,15 +286,29 @@ def embed_file(file, model_path, *, out=None, stride_s: float | None = None, all
                rename: dict[str, str] | None = None, device: str = "auto", batch_size: int = 64,
                precision: str = "fp32", max_interpolated: int | None = None) -> Path:
     """:func:`embed` on a recording file, saved as ``.npy`` (default ``<stem>.embeddings.npy`` beside the input)
-    with the window start times in a sidecar ``.times.npy``; both atomically."""
-    from neuript._atomic import atomic_path
+    with the window start times in a sidecar ``.times.npy``.
 
+    Both are written atomically and as a pair: whenever the embeddings file exists, its sidecar belongs to the
+    same run (an interrupted rewrite leaves no embeddings file rather than new embeddings beside old times, or
+    the reverse)."""
     out = Path(out) if out is not None else default_output(file, ".embeddings.npy")
     _check_out(out, file)
     emb, starts = embed(model_path, file, stride_s=stride_s, allow_missing=allow_missing, rename=rename,
                         device=device, batch_size=batch_size, precision=precision, max_interpolated=max_interpolated)
-    for path, arr in ((out, emb), (out.with_suffix(".times.npy"), starts)):
-        with atomic_path(path) as tmp:
-            with open(tmp, "wb") as fh:
-                np.save(fh, arr)
+    _save_pair(out, emb, out.with_suffix(".times.npy"), starts)
     return out
+
+
+def _save_pair(main: Path, main_arr: np.ndarray, side: Path, side_arr: np.ndarray) -> None:
+    """Write ``main`` and its sidecar ``side`` so that ``main`` never stands beside another run's ``side``:
+    both are written to temporary files first, then the old ``main`` is removed, ``side`` replaced, and ``main``
+    put in place last."""
+    from neuript._atomic import atomic_path
+
+    with atomic_path(main) as tmp_main:
+        with open(tmp_main, "wb") as fh:
+            np.save(fh, main_arr)
+        with atomic_path(side) as tmp_side:
+            with open(tmp_side, "wb") as fh:
+                np.save(fh, side_arr)
+            main.unlink(missing_ok=True)  # the pair is being replaced: no moment with old main + new side

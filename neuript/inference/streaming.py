@@ -169,16 +169,21 @@ class StreamingPredictor:
     def _window(self, a: int) -> dict:
         import mne
 
+        from neuript.data.preprocess import flat_window_electrodes
         from neuript.data.recording import model_channels
 
         lo = max(0, a - self._ctx_in)
         hi = min(self._n_seen, a + self._win_in + self._ctx_in)
         seg = self._buf[:, lo - self._buf_start: hi - self._buf_start]
         raw = mne.io.RawArray(seg, self._info, verbose="error")
+        flat: dict[str, np.ndarray] = {}
         data, _, interpolated = model_channels(raw, self.spec, rename=self.rename, allow_missing=self.allow_missing,
-                                               max_interpolated=self.max_interpolated, source="the stream")
+                                               max_interpolated=self.max_interpolated, source="the stream",
+                                               flat_out=flat)
         off = (a - lo) * self._up // self._down
-        return dict(start=a, window=data[:, off: off + self.n_times], interpolated=interpolated)
+        # a dead recorded electrode that the model's montage hides (e.g. Fp1 inside Fp1-F7), as offline
+        dead = flat_window_electrodes(flat, np.array([off]), self.n_times)[0]
+        return dict(start=a, window=data[:, off: off + self.n_times], interpolated=interpolated, dead=dead)
 
     def _predict(self, rows: list[dict]) -> list[dict]:
         from neuript.data.recording import window_quality
@@ -190,6 +195,8 @@ class StreamingPredictor:
                             batch_size=self.batch_size, what="probs", precision=self.precision)
         out = []
         for r, p, pk, q in zip(rows, probs, peak, quality):
+            if r["dead"] and q != "nan":
+                q = "flat_electrode:" + "+".join(r["dead"])
             start_s = r["start"] / self.sfreq
             row = dict(window=int(r["start"] // self._stride_in), start_s=start_s,
                        end_s=start_s + self.n_times / self.pp.sfreq)

@@ -105,6 +105,24 @@ def test_streaming_equals_offline_with_the_default_context(finetuned, shared_dat
     assert list(live["quality"]) == list(offline["quality"])
 
 
+def test_streaming_flags_a_dead_electrode_as_offline(finetuned, shared_data, tmp_path):
+    """An electrode that goes flat (disconnected) inside a bipolar pair: the live quality column names it for the
+    same windows as the offline one."""
+    from neuript.inference.streaming import StreamingPredictor
+
+    raw = mne.io.read_raw_edf(shared_data / "eegmat" / "Subject05_1.edf", preload=True, verbose="error")
+    raw.crop(0, 60)
+    fp1 = raw.ch_names.index("EEG Fp1")
+    raw._data[fp1, : int(20 * raw.info["sfreq"])] = 0.0  # dead for the first 20 s
+    fif = tmp_path / "dead_fp1_raw.fif"
+    raw.save(fif, verbose="error")
+    offline = pd.read_csv(predict_file(fif, finetuned, device="cpu", out=tmp_path / "offline.csv"))
+    assert (offline["quality"] == "flat_electrode:Fp1").any()
+    sp = StreamingPredictor(finetuned, ch_names=raw.ch_names, sfreq=raw.info["sfreq"], device="cpu")
+    live = _stream(sp, raw.get_data())
+    assert list(live["quality"]) == list(offline["quality"])
+
+
 def test_streaming_with_short_context_answers_sooner_and_approximates(finetuned, shared_data, tmp_path):
     from neuript.inference.streaming import StreamingPredictor
 
