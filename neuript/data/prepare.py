@@ -104,10 +104,15 @@ def process_recording(rec, recipe, cfg: PreprocessConfig, shard_dir: Path, dtype
 
 def _window_recording(rec, recipe, cfg: PreprocessConfig, dtype: str, *, rename: dict[str, str] | None):
     """One recording's kept windows (in ``dtype``) and its shard metadata (without the file fields)."""
-    from neuript.data.io import read_raw
+    import mne
+
     from neuript.data.recording import check_amplitude
 
-    raw = read_raw(rec.path)
+    raw = recipe.read(rec)
+    if not isinstance(raw, mne.io.BaseRaw):
+        raise TypeError(f"{rec.path}: recipe {recipe.name!r}'s read() returned {type(raw).__name__}, not an "
+                        "mne.io.BaseRaw; return e.g. mne.io.RawArray(data_in_volts, mne.create_info(ch_names, sfreq, "
+                        "'eeg'))")
     if rename:
         present = {k: v for k, v in rename.items() if k in raw.ch_names}
         if present:

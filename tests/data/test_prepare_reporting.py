@@ -160,3 +160,51 @@ def test_clean_recording_has_no_warnings(eegmat_dir, tmp_path):
                                    "--out", str(tmp_path / "st"), "-q"])
     assert res.exit_code == 0, res.output
     assert store_info(tmp_path / "st")["warnings"] == {}
+
+
+def test_recipe_read_hook_prepares_files_mne_cannot_read(eegmat_dir, tmp_path, monkeypatch):
+    """A custom recipe reads its own format (here ``.npy`` + channel names) through ``Recipe.read``; the store
+    equals the one prepared from the same signal in a FIF file."""
+    from neuript.data import recipes as R
+
+    raw = read_raw(eegmat_dir / "Subject00_2.edf").crop(0, 30)
+    src = tmp_path / "npy"
+    src.mkdir()
+    np.save(src / "Subject00_2.npy", raw.get_data())
+    fif = tmp_path / "fif"
+    fif.mkdir()
+    raw.save(fif / "Subject00_2_raw.fif", verbose="error")
+    ch_names, sfreq = list(raw.ch_names), float(raw.info["sfreq"])
+
+    class NpyRecipe(R.Recipe):
+        label_names = {0: "rest", 1: "task"}
+
+        def recordings(self, source):
+            return [R.Recording(path=p, dataset="mine", subject="00", session="2", recording=p.stem.split("_raw")[0],
+                                split="train", label=1) for p in sorted(source.iterdir())]
+
+        def read(self, rec):
+            if rec.path.suffix != ".npy":
+                return super().read(rec)
+            return mne.io.RawArray(np.load(rec.path), mne.create_info(ch_names, sfreq, "eeg"), verbose="error")
+
+    monkeypatch.setitem(R.RECIPES, "npy_test", NpyRecipe)
+    NpyRecipe.name = "npy_test"
+    recipe = R.get_recipe("npy_test")
+    a = prepare_store(recipe, source=src, out=tmp_path / "a", progress=False)
+    b = prepare_store(recipe, source=fif, out=tmp_path / "b", progress=False)
+    assert a["n_windows"] == b["n_windows"] > 0
+    from neuript.data.store import WindowStore
+
+    sa, sb = WindowStore.open(tmp_path / "a"), WindowStore.open(tmp_path / "b")
+    np.testing.assert_allclose(sa.read(np.arange(len(sa))), sb.read(np.arange(len(sb))), atol=0.05)
+
+    class Broken(NpyRecipe):
+        def read(self, rec):
+            return np.load(rec.path)
+
+    monkeypatch.setitem(R.RECIPES, "npy_broken", Broken)
+    Broken.name = "npy_broken"
+    rep = prepare_store(R.get_recipe("npy_broken"), source=src, out=tmp_path / "c", progress=False,
+                        raise_on_error=False)
+    assert "read() returned ndarray, not an mne.io.BaseRaw" in next(iter(rep["failed"].values()))

@@ -76,7 +76,7 @@ class Events:
 
 class Recipe:
     """Base class. Subclasses set :attr:`name`, :attr:`label_names`, :attr:`options` and implement
-    :meth:`recordings` (and :meth:`events` for event-locked windows)."""
+    :meth:`recordings` (and :meth:`events` for event-locked windows, :meth:`read` for files MNE cannot read)."""
 
     name: ClassVar[str] = ""
     #: label → name
@@ -101,6 +101,15 @@ class Recipe:
     def recordings(self, source: Path) -> list[Recording]:
         """The recordings under ``source`` (a missing optional part warns, it does not crash)."""
         raise NotImplementedError
+
+    def read(self, rec: Recording):
+        """The recording as an ``mne.io.BaseRaw``. Default: :func:`neuript.data.io.read_raw` of ``rec.path``
+        (EDF/BDF/GDF/FIF/EEGLAB/BrainVision/CNT, with its checks). Override it for files MNE cannot read
+        (a ``.mat`` or ``.npy`` export, say): return an ``mne.io.RawArray`` in volts with channel names, and
+        the rest of ``prepare`` (preprocessing, windows, rejection, checks) is unchanged."""
+        from neuript.data.io import read_raw
+
+        return read_raw(rec.path)
 
     def events(self, raw, rec: Recording) -> "Events | None":
         """How windows get labels: None for fixed-length sliding windows all labelled ``rec.label``, or an
