@@ -180,9 +180,14 @@ def model_channels(raw, spec: ModelInput, *, rename: dict[str, str] | None = Non
 
 
 
-def window_quality(windows: np.ndarray, pp: PreprocessConfig) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def window_quality(windows: np.ndarray, pp: PreprocessConfig, *,
+                   dead: Sequence[Sequence[str]] | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Flag windows the training data would have rejected (amplitude, flat channel, NaN) instead of dropping
-    them; returns the windows with NaN/inf zeroed, their peak |µV| and the flags (``"ok"`` or the reason)."""
+    them; returns the windows with NaN/inf zeroed, their peak |µV| and the flags (``"ok"`` or the reason).
+
+    ``dead``: per window, the recorded electrodes flat in it that the model's montage hides (e.g. Fp1 inside
+    Fp1-F7; :func:`neuript.data.preprocess.flat_window_electrodes`), flagged ``flat_electrode:<names>`` unless
+    the window is ``nan``."""
     peak = np.abs(windows).max(axis=(1, 2)) if len(windows) else np.zeros(0)
     ptp = windows.max(axis=2) - windows.min(axis=2) if len(windows) else np.zeros((0, 0))
     quality = np.full(len(windows), "ok", dtype=object)
@@ -190,6 +195,9 @@ def window_quality(windows: np.ndarray, pp: PreprocessConfig) -> tuple[np.ndarra
         quality[peak > pp.reject_uv] = f"amplitude>{pp.reject_uv:g}uV"
     if pp.flat_uv is not None and len(windows):
         quality[(ptp < pp.flat_uv).any(axis=1)] = "flat_channel"
+    for k, names in enumerate(dead or ()):
+        if names:
+            quality[k] = "flat_electrode:" + "+".join(names)
     quality[~np.isfinite(windows).all(axis=(1, 2))] = "nan"
     return np.nan_to_num(windows, nan=0.0, posinf=0.0, neginf=0.0), peak, quality
 
@@ -282,11 +290,8 @@ def recording_windows(raw, spec: ModelInput, *, stride_s: float | None = None, r
     if len(windows) == 0:
         raise ValueError(f"{src}: {data.shape[1] / sfreq:.1f} s after preprocessing, shorter than one "
                          f"{n_times / sfreq:.1f} s window of the model")
-    windows, peak, quality = window_quality(windows, spec.preprocessing)
-    # a dead recorded electrode that the model's montage hides (e.g. Fp1 inside Fp1-F7)
-    for k, dead in enumerate(flat_window_electrodes(flat, starts, n_times)):
-        if dead and quality[k] != "nan":
-            quality[k] = "flat_electrode:" + "+".join(dead)
+    windows, peak, quality = window_quality(windows, spec.preprocessing,
+                                            dead=flat_window_electrodes(flat, starts, n_times))
     return RecordingWindows(windows=windows, starts_s=starts / sfreq, sfreq=sfreq, n_times=n_times, peak_uv=peak,
                             quality=quality, interpolated=interpolated, source_sfreq=float(raw.info["sfreq"]))
 

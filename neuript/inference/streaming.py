@@ -181,7 +181,7 @@ class StreamingPredictor:
                                                max_interpolated=self.max_interpolated, source="the stream",
                                                flat_out=flat)
         off = (a - lo) * self._up // self._down
-        # a dead recorded electrode that the model's montage hides (e.g. Fp1 inside Fp1-F7), as offline
+        # recorded electrodes that the model's montage hides, flat in this window (flagged as offline)
         dead = flat_window_electrodes(flat, np.array([off]), self.n_times)[0]
         return dict(start=a, window=data[:, off: off + self.n_times], interpolated=interpolated, dead=dead)
 
@@ -190,13 +190,11 @@ class StreamingPredictor:
         from neuript.inference.predict import run_windows
 
         windows = np.stack([r["window"] for r in rows])
-        windows, peak, quality = window_quality(windows, self.pp)
+        windows, peak, quality = window_quality(windows, self.pp, dead=[r["dead"] for r in rows])
         probs = run_windows(self.model, windows, transform=self._transform, device=self.device,
                             batch_size=self.batch_size, what="probs", precision=self.precision)
         out = []
         for r, p, pk, q in zip(rows, probs, peak, quality):
-            if r["dead"] and q != "nan":
-                q = "flat_electrode:" + "+".join(r["dead"])
             start_s = r["start"] / self.sfreq
             row = dict(window=int(r["start"] // self._stride_in), start_s=start_s,
                        end_s=start_s + self.n_times / self.pp.sfreq)
