@@ -107,7 +107,7 @@ def subject_stats(model, x, subj, rng, n=None, crop=0):
     """subject -> (mu, sd) of the pooled features over (up to n) windows of the subject. With ``crop`` the
     statistics come from random crops of that many samples, the length the training batches have: the log-std
     features of a 2.5 s crop and of a full 5 s window differ in scale, and full-window statistics applied to
-    crops gave training losses of 2-10 (sessions 9-14, before ``--featnorm-crop``)."""
+    crops (the default, kept comparable with FINDINGS §6 and §10) give training losses of 2-10 in the first epochs."""
     st = {}
     for s_ in np.unique(subj):
         ids = np.flatnonzero(subj == s_)
