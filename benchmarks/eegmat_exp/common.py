@@ -11,6 +11,19 @@ def load_split(store, split):
     return x, ds.labels.copy(), subj, ds
 
 
+def val_targets(store="neuript_runs/eegmat_exp/stores/eegmat"):
+    """Labels and subject ids of the validation windows, in the order ``ft.py`` saves its val logits."""
+    ds = WindowDataset([store], split="val", transform=None)
+    return ds.labels, ds.windows["subject"].astype(str).to_numpy()
+
+
+def per_subject_auroc(y, score, subj, digits=3):
+    """subject -> AUROC of ``score`` within that subject's windows."""
+    from sklearn.metrics import roc_auc_score
+
+    return {k: round(roc_auc_score(y[subj == k], score[subj == k]), digits) for k in np.unique(subj)}
+
+
 def _inv_sqrtm(R, eps=1e-10):
     w, V = np.linalg.eigh(R)
     w = np.maximum(w, eps * w.max())

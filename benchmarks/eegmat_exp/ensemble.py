@@ -10,15 +10,14 @@ from pathlib import Path
 import numpy as np
 from sklearn.metrics import balanced_accuracy_score, roc_auc_score
 
-from neuript.data.loader import WindowDataset
+from common import per_subject_auroc, val_targets
 
 warnings.filterwarnings("ignore")
-va = WindowDataset(["neuript_runs/eegmat_exp/stores/eegmat"], split="val", transform=None)
-y, s = va.labels, va.windows["subject"].astype(str).to_numpy()
+y, s = val_targets()
 
 
 def metrics(logit):
-    per = {k[-2:]: round(roc_auc_score(y[s == k], logit[s == k]), 2) for k in np.unique(s)}
+    per = {k[-2:]: v for k, v in per_subject_auroc(y, logit, s, digits=2).items()}
     return balanced_accuracy_score(y, logit > 0), roc_auc_score(y, logit), per
 
 

@@ -103,6 +103,12 @@ def pooled_flat(model, x):
     return torch.cat(out_)
 
 
+def random_crop(x, n, rng):
+    """A random ``n``-sample crop of each window of ``x`` (B, C, T), a new offset per window."""
+    start = rng.integers(0, x.shape[-1] - n + 1, len(x))
+    return torch.stack([x[i, :, s:s + n] for i, s in enumerate(start)])
+
+
 def subject_stats(model, x, subj, rng, n=None, crop=0):
     """subject -> (mu, sd) of the pooled features over (up to n) windows of the subject. With ``crop`` the
     statistics come from random crops of that many samples, the length the training batches have: the log-std
@@ -113,11 +119,7 @@ def subject_stats(model, x, subj, rng, n=None, crop=0):
         ids = np.flatnonzero(subj == s_)
         if n and len(ids) > n:
             ids = np.sort(rng.choice(ids, n, replace=False))
-        xs = x[ids]
-        if crop:
-            o = rng.integers(0, xs.shape[-1] - crop + 1, len(ids))
-            xs = torch.stack([xs[i, :, s:s + crop] for i, s in enumerate(o)])
-        f_ = pooled_flat(model, xs)
+        f_ = pooled_flat(model, random_crop(x[ids], crop, rng) if crop else x[ids])
         st[s_] = (f_.mean(0), f_.std(0) + 1e-3)
     return st
 
@@ -203,8 +205,7 @@ for seed in [int(s) for s in args.seeds.split(",")]:
             bi = idx[b * args.batch:(b + 1) * args.batch]
             x = xtr[bi]
             if args.crop:
-                st = rng.integers(0, x.shape[-1] - args.crop + 1, len(bi))
-                x = torch.stack([x[i, :, s:s + args.crop] for i, s in enumerate(st)])
+                x = random_crop(x, args.crop, rng)
             if args.amp_aug:
                 x = x * torch.exp(torch.empty(len(bi), 1, 1).uniform_(-args.amp_aug, args.amp_aug))
             x = prep(x)

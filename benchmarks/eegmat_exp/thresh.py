@@ -5,19 +5,16 @@ import sys, warnings
 from pathlib import Path
 import numpy as np
 from sklearn.metrics import balanced_accuracy_score, roc_auc_score
-from neuript.data.loader import WindowDataset
+from common import per_subject_auroc, subject_standardise_features, val_targets
 warnings.filterwarnings("ignore")
-va = WindowDataset(["neuript_runs/eegmat_exp/stores/eegmat"], split="val", transform=None)
-y, s = va.labels, va.windows["subject"].astype(str).to_numpy()
+y, s = val_targets()
 for run in sys.argv[1:]:
     for f in sorted(Path(run).glob("val_logits_seed*.npy")):
         l = np.load(f)
         ths = np.unique(l)
         best = max(ths, key=lambda t: balanced_accuracy_score(y, l >= t))
-        per = {k: round(roc_auc_score(y[s == k], l[s == k]), 3) for k in np.unique(s)}
-        z = l.copy()
-        for k in np.unique(s):
-            z[s == k] = (l[s == k] - l[s == k].mean()) / l[s == k].std()
+        per = per_subject_auroc(y, l, s)
+        z = subject_standardise_features(l[:, None], s)[:, 0]
         print(f"{Path(run).name} {f.stem}: BAcc@0 {balanced_accuracy_score(y, l > 0):.3f}  oracle-thr BAcc {balanced_accuracy_score(y, l >= best):.3f} (thr {best:+.2f}) "
               f"AUROC {roc_auc_score(y, l):.3f}  per-subject AUROC {per}  mean logit rest {l[y==0].mean():+.2f} task {l[y==1].mean():+.2f}  "
               f"per-subject z: AUROC {roc_auc_score(y, z):.3f} BAcc(z>0) {balanced_accuracy_score(y, z > 0):.3f}")
