@@ -175,6 +175,7 @@ def main(argv=None) -> int:
     results = {"split": split, "seeds": seeds, "args": {k: str(v) for k, v in vars(args).items()},
                "timings_s": timings, "machine": machine(), "per_subject_balanced_accuracy": per_subject,
                "arms": {k: {"aggregate": v["aggregate"], "per_seed": v["per_seed"],
+                            "seed_ensemble": v.get("seed_ensemble"),
                             "protocol": v.get("protocol") or v.get("provenance", {}).get("align"),
                             "C": v.get("provenance", {}).get("C")} for k, v in arms.items()}}
     (out / "results.json").write_text(json.dumps(results, indent=1, default=str))
@@ -194,6 +195,11 @@ def main(argv=None) -> int:
     ]
     for name, res in arms.items():
         lines.append(f"| {name} | {_fmt(res['aggregate'])} | {timings.get(name, 0):.0f} s |")
+        ens = res.get("seed_ensemble")
+        if ens:  # the seeds' probabilities averaged per window: one value, no spread
+            lines.append(f"| {name}, ensemble of {ens['n_seeds']} seeds | " + " | ".join(
+                "n/a" if ens["metrics"].get(m) is None else f"{100 * ens['metrics'][m]:.2f}" for m in METRICS)
+                + " | |")
     for name, vals in PAPER.items():
         lines.append(f"| {name} | " + " | ".join(f"{vals[m]:.2f}" for m in METRICS) + " | |")
     subjects = sorted({s for d in per_subject.values() for s in d})

@@ -17,6 +17,15 @@ def val_targets(store="neuript_runs/eegmat_exp/stores/eegmat"):
     return ds.labels, ds.windows["subject"].astype(str).to_numpy()
 
 
+def run_store(run, default="neuript_runs/eegmat_exp/stores/eegmat"):
+    """The store an ``ft.py`` run was trained and scored on (its ``summary.json``), for reading its val targets."""
+    import json
+    from pathlib import Path
+
+    summary = Path(run) / "summary.json"
+    return json.loads(summary.read_text())["args"]["store"] if summary.exists() else default
+
+
 def per_subject_auroc(y, score, subj, digits=3):
     """subject -> AUROC of ``score`` within that subject's windows."""
     from sklearn.metrics import roc_auc_score

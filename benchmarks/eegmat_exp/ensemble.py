@@ -10,10 +10,9 @@ from pathlib import Path
 import numpy as np
 from sklearn.metrics import balanced_accuracy_score, roc_auc_score
 
-from common import per_subject_auroc, val_targets
+from common import per_subject_auroc, run_store, val_targets
 
 warnings.filterwarnings("ignore")
-y, s = val_targets()
 
 
 def metrics(logit):
@@ -22,6 +21,8 @@ def metrics(logit):
 
 
 a, b = (Path(p) for p in sys.argv[1:3])
+y, s = val_targets(run_store(a))
+assert run_store(a) == run_store(b), "the two runs were scored on different stores"
 seeds = sorted(int(f.stem.split("seed")[1]) for f in a.glob("val_logits_seed*.npy")
                if (b / f.name).exists())
 rows = {a.name: [], b.name: [], "ensemble": []}

@@ -5,10 +5,10 @@ import sys, warnings
 from pathlib import Path
 import numpy as np
 from sklearn.metrics import balanced_accuracy_score, roc_auc_score
-from common import per_subject_auroc, subject_standardise_features, val_targets
+from common import per_subject_auroc, run_store, subject_standardise_features, val_targets
 warnings.filterwarnings("ignore")
-y, s = val_targets()
 for run in sys.argv[1:]:
+    y, s = val_targets(run_store(run))
     for f in sorted(Path(run).glob("val_logits_seed*.npy")):
         l = np.load(f)
         ths = np.unique(l)

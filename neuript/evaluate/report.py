@@ -17,6 +17,7 @@ Expected layout of ``results`` (the caller assembles it; unknown extra keys are 
         "pooled": {"aggregate": {...}},           # optional: metrics of all held-out predictions together
         "alignment": "none",                      # optional: this run's alignment, in the "Baselines" table
         "baselines": [{"label", "align", "C", "aggregate"}, ...],   # optional: rows of the "Baselines" table
+        "seed_ensemble": {"n_seeds", "metrics", "per_subject"},     # optional: the seeds' mean probabilities
     }
 
 Metric dicts are the outputs of :func:`neuript.evaluate.metrics.compute_metrics` (fractions). The markdown
@@ -200,6 +201,7 @@ def _render_markdown(
     lines.append("")
 
     lines += _pooled_and_baselines(doc, names, decimals=decimals)
+    lines += _seed_ensemble(doc, names, decimals=decimals)
 
     if per_seed:
         seed_names = _ordered_metric_names(
@@ -280,6 +282,10 @@ def _pooled_and_baselines(doc: Mapping[str, Any], names: Sequence[str], *, decim
     if baselines:
         over = doc.get("aggregate_over") or "seeds"
         rows = [(["This run", str(doc.get("alignment") or "")], agg)]
+        ens = doc.get("seed_ensemble")
+        if ens:
+            rows.append(([f"This run, ensemble of {ens['n_seeds']} seeds", str(doc.get("alignment") or "")],
+                         aggregate([ens["metrics"]])))
         for b in baselines:
             c = b.get("C")
             rows.append(([str(b.get("label", "baseline")),
@@ -287,6 +293,33 @@ def _pooled_and_baselines(doc: Mapping[str, Any], names: Sequence[str], *, decim
         lines += ["## Baselines", "",
                   f"Classical baselines scored on the same windows (`neuript baseline`), mean ± std over {over}.",
                   "", *table(rows, ["Model", "Alignment"]), ""]
+    return lines
+
+
+def _seed_ensemble(doc: Mapping[str, Any], names: Sequence[str], *, decimals: int) -> list[str]:
+    """The "Seed ensemble" table: metrics of the seeds' probabilities averaged per window, when present."""
+    ens = doc.get("seed_ensemble")
+    if not ens:
+        return []
+    metrics = ens.get("metrics") or {}
+    shown = [n for n in names if isinstance(metrics.get(n), numbers.Real)]
+    lines = ["## Seed ensemble", "",
+             f"The class probabilities of the {ens['n_seeds']} seeds averaged per window, scored once (one value, "
+             "not a mean over seeds).", "",
+             "| " + " | ".join(["Model", *(_md_escape(METRIC_DISPLAY_NAMES.get(n, n)) for n in shown)]) + " |",
+             "|" + "|".join(["---"] + ["---:"] * len(shown)) + "|",
+             "| " + " | ".join([f"Ensemble of {ens['n_seeds']} seeds",
+                                *(_fmt_value(n, metrics[n], decimals=decimals) for n in shown)]) + " |", ""]
+    per_subject = ens.get("per_subject") or {}
+    if per_subject:
+        sub_names = [n for n in _ordered_metric_names(list(next(iter(per_subject.values())))) if n != "n_windows"]
+        lines += ["Per subject:", "",
+                  "| " + " | ".join(["Subject", *(_md_escape(METRIC_DISPLAY_NAMES.get(n, n)) for n in sub_names)]) + " |",
+                  "|" + "|".join(["---"] + ["---:"] * len(sub_names)) + "|"]
+        for subject, m in per_subject.items():
+            lines.append("| " + " | ".join([_md_escape(subject),
+                                            *(_fmt_value(n, m.get(n), decimals=decimals) for n in sub_names)]) + " |")
+        lines.append("")
     return lines
 
 

@@ -160,6 +160,36 @@ def subject_metrics(labels: np.ndarray, probs: np.ndarray, subjects: np.ndarray,
     return out
 
 
+def seed_ensemble(labels: np.ndarray, probs: Sequence[np.ndarray], subjects: np.ndarray, *,
+                  n_classes: int) -> dict[str, Any]:
+    """Metrics of the seeds' class probabilities averaged per window: the ensemble of the run's models.
+
+    Parameters
+    ----------
+    labels
+        True classes of the windows, ``(n,)``.
+    probs
+        One ``(n, n_classes)`` probability array per seed, rows in the order of ``labels``.
+    subjects
+        Subject key of every window, for the per-subject metrics.
+    n_classes
+        Number of classes.
+
+    Returns
+    -------
+    dict
+        ``n_seeds``, ``metrics`` (:func:`~neuript.evaluate.metrics.compute_metrics` of the mean probabilities)
+        and ``per_subject`` (:func:`subject_metrics` of them).
+    """
+    from neuript.evaluate.metrics import compute_metrics
+
+    if len(probs) < 2:
+        raise ValueError(f"a seed ensemble needs at least 2 seeds' probabilities, got {len(probs)}")
+    mean = np.mean(np.stack(probs), axis=0)
+    return {"n_seeds": len(probs), "metrics": compute_metrics(labels, mean, n_classes=n_classes),
+            "per_subject": subject_metrics(labels, mean, subjects, n_classes=n_classes)}
+
+
 def _evaluate_seeds(run: Path, meta: dict[str, Any], ds, *, split: str, note: str | None, stores: list[str],
                     device: str, batch_size: int) -> tuple[dict[str, Any], dict[str, Any]]:
     """Every seed's predictions on ``ds``: the results dict of the report, and the arrays behind it."""
@@ -219,6 +249,8 @@ def _evaluate_seeds(run: Path, meta: dict[str, Any], ds, *, split: str, note: st
             "seeds": list(per_seed),
         },
     }
+    if len(all_probs) > 1:
+        results["seed_ensemble"] = seed_ensemble(labels, list(all_probs.values()), subjects, n_classes=n_classes)
     if meta.get("fold"):
         results["fold"] = meta["fold"]
     arrays = {"labels": labels, "probs": all_probs, "subjects": subjects, "class_names": class_names}
