@@ -49,7 +49,12 @@ def _fmt(agg: dict) -> str:
         else "n/a" for m in METRICS)
 
 
-ARMS = ("scratch", "scratch_aligned", "pretrained", "pretrained_continued", "baselines")
+ARMS = ("scratch", "scratch_aligned", "scratch_preemph", "scratch_featnorm", "pretrained", "pretrained_featnorm",
+        "pretrained_continued", "baselines")
+
+#: the recipe of docs/training.md ("What each change did"): pre-emphasis 0.9 of the input, mean + log-std IILP
+#: pooling, lr 2e-3, 2.5 s training crops; the ``_featnorm`` arms add per-subject feature normalisation
+RECIPE = dict(lr=2e-3, train_crop_s=2.5, preemphasis=0.9, pool="meanstd")
 
 
 def _per_subject(table_like: dict) -> dict[str, float]:
@@ -116,7 +121,10 @@ def main(argv=None) -> int:
     timings["prepare_s"] = time.perf_counter() - t0
 
     pt = pt2 = None
-    if {"pretrained", "pretrained_continued"} & set(arms_wanted):
+    unknown = sorted(set(arms_wanted) - set(ARMS))
+    if unknown:
+        p.error(f"unknown arm(s) {unknown}; choose from {','.join(ARMS)}")
+    if {"pretrained", "pretrained_featnorm", "pretrained_continued"} & set(arms_wanted):
         t = time.perf_counter()
         pt = pretrain(PretrainConfig(stores=[str(mmidb)], out=str(out / "pretrain"), preset=args.preset,
                                      model_overrides=overrides, epochs=10_000, max_steps=args.pretrain_steps,
@@ -136,21 +144,26 @@ def main(argv=None) -> int:
 
     arms: dict[str, dict] = {}
     per_subject: dict[str, dict] = {}
+    featnorm = dict(RECIPE, feature_norm="subject")
     ft_arms = {
-        "scratch": ("NeurIPT from scratch (paper protocol)", None, "none"),
-        "scratch_aligned": (f"NeurIPT from scratch (aligned: {args.align})", None, args.align),
-        "pretrained": ("NeurIPT pretrained → fine-tuned (paper protocol)", pt, "none"),
-        "pretrained_continued": ("NeurIPT pretrained + continued on EEGMAT train → fine-tuned", pt2, "none"),
+        "scratch": ("NeurIPT from scratch (paper protocol)", None, {}),
+        "scratch_aligned": (f"NeurIPT from scratch (aligned: {args.align})", None, {"align": args.align}),
+        "scratch_preemph": ("NeurIPT from scratch, recipe (paper protocol)", None, RECIPE),
+        "scratch_featnorm": ("NeurIPT from scratch, recipe (aligned: features per subject)", None, featnorm),
+        "pretrained": ("NeurIPT pretrained → fine-tuned (paper protocol)", pt, {}),
+        "pretrained_featnorm": ("NeurIPT pretrained → fine-tuned, recipe (aligned: features per subject)", pt,
+                                featnorm),
+        "pretrained_continued": ("NeurIPT pretrained + continued on EEGMAT train → fine-tuned", pt2, {}),
     }
-    for key, (name, pretrained, align) in ft_arms.items():
+    for key, (name, pretrained, options) in ft_arms.items():
         if key not in arms_wanted:
             continue
         t = time.perf_counter()
+        opts = {"lr": args.lr, **options}
         run = finetune(FinetuneConfig(stores=[str(eegmat)], out=str(out / f"ft_{key}"),
                                       pretrained=str(pretrained) if pretrained else None, preset=args.preset,
                                       model_overrides=overrides, epochs=args.epochs, batch_size=args.batch_size,
-                                      lr=args.lr, patience=args.patience, seeds=seeds, precision=args.precision,
-                                      align=align))
+                                      patience=args.patience, seeds=seeds, precision=args.precision, **opts))
         timings[name] = time.perf_counter() - t
         arms[name] = json.loads((run / "report.json").read_text())
         per_subject[name] = _per_subject(arms[name])
@@ -187,7 +200,8 @@ def main(argv=None) -> int:
         f"(ddof 0) over seeds, in percent. Model: `{args.preset}` {overrides or ''}; pretraining "
         f"{args.pretrain_steps} AAMP steps × batch {args.pretrain_batch} on the available EEGMMIDB runs (paper: "
         f"2,190 h, 40 epochs), continued pretraining {args.continue_steps} steps on EEGMMIDB + the EEGMAT training "
-        f"recordings; fine-tuning up to {args.epochs} epochs (`neuript finetune` defaults otherwise), early "
+        f"recordings; fine-tuning up to {args.epochs} epochs (`neuript finetune` defaults otherwise; 'recipe' "
+        f"arms: {', '.join(f'{k}={v}' for k, v in RECIPE.items())}), early "
         "stopping on validation balanced accuracy. Baselines: C chosen by GroupKFold over the training subjects. "
         "'Aligned' arms are transductive (each evaluated subject's own unlabeled windows); the paper's protocol "
         "is the unaligned one.", "",

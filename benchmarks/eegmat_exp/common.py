@@ -11,13 +11,17 @@ def load_split(store, split):
     return x, ds.labels.copy(), subj, ds
 
 
-def val_targets(store="neuript_runs/eegmat_exp/stores/eegmat"):
+#: the TCP store every script of this folder reads unless told otherwise (FINDINGS.md §5)
+STORE = "neuript_runs/eegmat_exp/stores/eegmat"
+
+
+def val_targets(store=STORE):
     """Labels and subject ids of the validation windows, in the order ``ft.py`` saves its val logits."""
     ds = WindowDataset([store], split="val", transform=None)
     return ds.labels, ds.windows["subject"].astype(str).to_numpy()
 
 
-def run_store(run, default="neuript_runs/eegmat_exp/stores/eegmat"):
+def run_store(run, default=STORE):
     """The store an ``ft.py`` run was trained and scored on (its ``summary.json``), for reading its val targets."""
     import json
     from pathlib import Path

@@ -21,8 +21,9 @@ def metrics(logit):
 
 
 a, b = (Path(p) for p in sys.argv[1:3])
-y, s = val_targets(run_store(a))
-assert run_store(a) == run_store(b), "the two runs were scored on different stores"
+store = run_store(a)
+assert store == run_store(b), "the two runs were scored on different stores"
+y, s = val_targets(store)
 seeds = sorted(int(f.stem.split("seed")[1]) for f in a.glob("val_logits_seed*.npy")
                if (b / f.name).exists())
 rows = {a.name: [], b.name: [], "ensemble": []}

@@ -10,7 +10,7 @@ import torch
 import torch.nn.functional as F
 
 sys.path.insert(0, __file__.rsplit("/", 1)[0])
-from common import differenced, load_split, subject_transform
+from common import STORE, differenced, load_split, subject_transform
 from sklearn.metrics import balanced_accuracy_score, roc_auc_score
 from neuript.data.preprocess import alaw
 from neuript.runtime import autocast, resolve_precision, seed_everything
@@ -19,7 +19,7 @@ from neuript.train.finetune import BalancedLoss, FinetuneConfig, build_classifie
 warnings.filterwarnings("ignore")
 p = argparse.ArgumentParser()
 p.add_argument("--name", required=True)
-p.add_argument("--store", default="neuript_runs/eegmat_exp/stores/eegmat")
+p.add_argument("--store", default=STORE)
 p.add_argument("--align", default="none", choices=["none", "chstd", "ea", "recstd"])
 p.add_argument("--input", default="alaw", choices=["alaw", "linear"], help="alaw(x_uv) or x/20 (linear)")
 p.add_argument("--scale-uv", type=float, default=20.0, help="aligned (unit-variance) signals are scaled to this µV std")

@@ -5,12 +5,12 @@ from pathlib import Path
 import numpy as np
 from sklearn.metrics import balanced_accuracy_score, roc_auc_score
 sys.path.insert(0, __file__.rsplit("/", 1)[0])
-from common import cv_head
+from common import STORE, cv_head
 from neuript.data.loader import WindowDataset
 warnings.filterwarnings("ignore")
 
 run = Path(sys.argv[1])
-store = "neuript_runs/eegmat_exp/stores/eegmat"
+store = STORE
 tr, va = WindowDataset([store], split="train", transform=None), WindowDataset([store], split="val", transform=None)
 ytr, yva = tr.labels, va.labels
 s_tr, s_va = tr.windows["subject"].astype(str).to_numpy(), va.windows["subject"].astype(str).to_numpy()

@@ -13,7 +13,7 @@ import torch
 from sklearn.metrics import balanced_accuracy_score, roc_auc_score
 
 sys.path.insert(0, __file__.rsplit("/", 1)[0])
-from common import cv_head, differenced, load_split, subject_transform  # noqa: E402
+from common import STORE, cv_head, differenced, load_split, subject_transform  # noqa: E402
 from neuript.data.preprocess import alaw  # noqa: E402
 from neuript.runtime import seed_everything  # noqa: E402
 from neuript.train.finetune import FinetuneConfig, build_classifier_for, load_finetune_data  # noqa: E402
@@ -21,7 +21,7 @@ from neuript.train.finetune import FinetuneConfig, build_classifier_for, load_fi
 warnings.filterwarnings("ignore")
 p = argparse.ArgumentParser()
 p.add_argument("--name", required=True)
-p.add_argument("--store", default="neuript_runs/eegmat_exp/stores/eegmat")
+p.add_argument("--store", default=STORE)
 p.add_argument("--pretrained", default=None)
 p.add_argument("--seeds", default="0")
 p.add_argument("--align", default="none", choices=["none", "chstd", "ea"])

@@ -123,6 +123,13 @@ def finetune_cmd(
     align: str = typer.Option("none", help="Label-free per-subject alignment: none (paper), channel "
                               "(per-channel standardisation) or euclidean (Euclidean alignment); transductive."),
     align_by: str = typer.Option("subject", help="Alignment group: subject or recording."),
+    preemphasis: float = typer.Option(0.0, help="Pre-emphasis x[t] - a*x[t-1] of the input, a in [0, 1] (0: off, "
+                                      "the paper's input; 0.9 tilts the 1/f spectrum toward alpha/beta)."),
+    pool: str = typer.Option("mean", help="IILP statistics over time: mean (paper) or meanstd (mean and log std)."),
+    feature_norm: str = typer.Option("none", help="Standardise the pooled features per subject or recording "
+                                     "(label-free; transductive at test time) before the linear head; none: paper."),
+    feature_norm_windows: int = typer.Option(24, help="With --feature-norm: windows per training subject for its "
+                                             "statistics, drawn afresh every epoch."),
     head_lr: Optional[float] = typer.Option(None, help="Learning rate of the head (default: --lr)."),
     weight_decay: float = typer.Option(0.05, help="AdamW weight decay."),
     freeze_epochs: int = typer.Option(0, help="Train only the head for this many first epochs."),
@@ -155,6 +162,7 @@ def finetune_cmd(
         train_crop_s=train_crop,
         patience=patience, seeds=_seeds(seeds), precision=precision, num_workers=num_workers, device=device,
         micro_batch_size=micro_batch, optimizer_state=optimizer_state, align=align, align_by=align_by,
+        preemphasis=preemphasis, pool=pool, feature_norm=feature_norm, feature_norm_windows=feature_norm_windows,
         cv=cv, cv_val_fraction=cv_val_fraction, tensorboard=tensorboard, overwrite=overwrite,
     )
     run = finetune(cfg)

@@ -17,7 +17,10 @@ import torch
 from neuript.data.preprocess import alaw
 from neuript.data.store import WindowStore
 
-__all__ = ["WindowDataset", "MontageBatchSampler", "MontageCollate", "make_loader"]
+__all__ = ["WindowDataset", "MontageBatchSampler", "MontageCollate", "make_loader", "GAIN_WINDOWS"]
+
+#: windows a dataset reads to set its pre-emphasis gain
+GAIN_WINDOWS = 512
 
 
 class WindowDataset(torch.utils.data.Dataset):
@@ -41,6 +44,13 @@ class WindowDataset(torch.utils.data.Dataset):
         The group of the alignment.
     align_scale_uv : float
         Aligned signals (unit variance) are scaled to this many µV before companding.
+    preemphasis : float
+        Pre-emphasis coefficient (:func:`neuript.data.preprocess.preemphasis`), applied after the alignment and
+        before the transform; 0 (default, the paper's input) leaves the signal as it is.
+    preemphasis_gain : float, optional
+        Scale of the pre-emphasised signal; ``None``: :func:`~neuript.data.preprocess.preemphasis_gain` of (up
+        to :data:`GAIN_WINDOWS` evenly spaced) windows of this dataset. Give the training data's gain to
+        validation and test data.
 
     Items are ``dict(x=Tensor (C, T) float32, label=int, montage=str, index=int)``; ``index`` is the item's
     position in this dataset.
@@ -48,7 +58,7 @@ class WindowDataset(torch.utils.data.Dataset):
 
     def __init__(self, stores, split: str | Sequence[str] | None = None, transform: str | Callable | None = "alaw",
                  *, alaw_A: float = 0.25, align: str = "none", align_by: str = "subject",
-                 align_scale_uv: float = 20.0):
+                 align_scale_uv: float = 20.0, preemphasis: float = 0.0, preemphasis_gain: float | None = None):
         if isinstance(stores, (str, os.PathLike, WindowStore)):
             stores = [stores]
         self.stores: list[WindowStore] = [s if isinstance(s, WindowStore) else WindowStore.open(s) for s in stores]
@@ -93,6 +103,20 @@ class WindowDataset(torch.utils.data.Dataset):
         self._align_transforms: dict[str, tuple] = {}
         if align != "none" and len(self._local):
             self._fit_alignment()
+        if not 0.0 <= float(preemphasis) <= 1.0:
+            raise ValueError(f"preemphasis must lie in [0, 1], got {preemphasis}")
+        self.preemphasis, self.preemphasis_gain = float(preemphasis), 1.0
+        if self.preemphasis:
+            if preemphasis_gain is not None:
+                self.preemphasis_gain = float(preemphasis_gain)
+            elif len(self._local):
+                from neuript.data.preprocess import preemphasis_gain as gain_of
+
+                ids = np.unique(np.linspace(0, len(self) - 1, min(len(self), GAIN_WINDOWS)).astype(np.int64))
+                self.preemphasis = 0.0  # read the windows unfiltered
+                x = np.stack([item["x"].numpy() for item in self._read(ids, transform=False)])
+                self.preemphasis = float(preemphasis)
+                self.preemphasis_gain = gain_of(x, self.preemphasis)
         if splits is not None and len(self._local) == 0:
             import warnings
 
@@ -181,6 +205,9 @@ class WindowDataset(torch.utils.data.Dataset):
 
     def __getitems__(self, indices: Sequence[int]) -> list[dict[str, Any]]:
         """Batched fetch (used by the DataLoader): one read per store instead of one per window."""
+        return self._read(indices)
+
+    def _read(self, indices: Sequence[int], *, transform: bool = True) -> list[dict[str, Any]]:
         idx = np.asarray(indices, dtype=np.int64)
         if len(idx) and (idx.min() < -len(self) or idx.max() >= len(self)):
             raise IndexError(f"index out of range for dataset of {len(self)} windows")
@@ -199,7 +226,12 @@ class WindowDataset(torch.utils.data.Dataset):
 
                     x = apply_group_transforms(x, self._align_group[idx[sub]], self._align_transforms,
                                                scale_uv=self.align_scale_uv)
-                x = self._apply(x)
+                if self.preemphasis:
+                    from neuript.data.preprocess import preemphasis
+
+                    x = preemphasis(x, self.preemphasis, self.preemphasis_gain)
+                if transform:
+                    x = self._apply(x)
                 for j, k in enumerate(sub):
                     out[k] = {"x": torch.from_numpy(np.ascontiguousarray(x[j], dtype=np.float32)),
                               "label": int(self.labels[idx[k]]), "montage": str(m), "index": int(idx[k])}

@@ -25,6 +25,8 @@ __all__ = [
     "reject_windows",
     "REJECT_REASONS",
     "alaw",
+    "preemphasis",
+    "preemphasis_gain",
     "tcp_montage",
     "resample",
 ]
@@ -533,3 +535,35 @@ def alaw(x, A: float = 0.25):
     small = A * ax / denom
     large = (1.0 + np.log(np.maximum(A * ax, 1.0))) / denom
     return (np.sign(x) * np.where(ax < 1.0 / A, small, large)).astype(x.dtype, copy=False)
+
+
+def preemphasis(x: np.ndarray, coef: float, gain: float = 1.0) -> np.ndarray:
+    """Pre-emphasis along time, ``gain * (x[t] - coef * x[t-1])`` (the first sample uses ``x[-1] = x[0]``).
+
+    EEG power falls roughly as 1/f, so a model reading raw windows is dominated by the slowest rhythms, and on
+    EEGMAT the low-frequency cue of the training subjects inverts on some unseen ones (docs/training.md).
+    ``coef = 1`` is the first difference (a flat spectrum for 1/f signals); ``0 < coef < 1`` tilts it less.
+    ``gain`` restores the amplitude range the A-law companding that follows was designed for
+    (:func:`preemphasis_gain`).
+
+    Parameters
+    ----------
+    x : numpy.ndarray (..., T)
+        Signal in microvolts.
+    coef : float
+        Filter coefficient in [0, 1]; 0 returns ``gain * x``.
+    gain : float
+        Scale of the filtered signal.
+    """
+    x = np.asarray(x)
+    if not np.issubdtype(x.dtype, np.floating):
+        x = x.astype(np.float64)
+    prev = np.concatenate([x[..., :1], x[..., :-1]], axis=-1)
+    return ((x - coef * prev) * gain).astype(x.dtype, copy=False)
+
+
+def preemphasis_gain(x: np.ndarray, coef: float) -> float:
+    """The gain that gives pre-emphasised windows ``x`` (n, C, T) µV the standard deviation of the raw ones."""
+    x = np.asarray(x, dtype=np.float64)
+    sd = float(preemphasis(x, coef).std())
+    return float(x.std()) / sd if sd > 0 else 1.0

@@ -226,17 +226,11 @@ def _render_markdown(
 
     per_subject = doc.get("per_subject")
     if per_subject:
-        metric_names = _ordered_metric_names(list(next(iter(per_subject.values())).keys()))
         held = ", from the fold that held it out" if cv else ""
         lines += ["## Per subject", "",
                   f"Mean ± std over seeds of each subject's windows{held} (fraction metrics in percent).", ""]
-        cols = ["Subject", "Windows", *(METRIC_DISPLAY_NAMES.get(n, n) for n in metric_names if n != "n_windows")]
-        lines.append("| " + " | ".join(_md_escape(c) for c in cols) + " |")
-        lines.append("|" + "|".join(["---"] + ["---:"] * (len(cols) - 1)) + "|")
-        for subject, m in per_subject.items():
-            row = [_md_escape(subject), str(int(m.get("n_windows", {}).get("mean") or 0))]
-            row += [_fmt_mean_std(n, m[n], decimals=decimals) for n in metric_names if n != "n_windows"]
-            lines.append("| " + " | ".join(row) + " |")
+        lines += _subject_table(per_subject, lambda n, v: _fmt_mean_std(n, v or {}, decimals=decimals),
+                                windows=lambda m: str(int(m.get("n_windows", {}).get("mean") or 0)))
         lines.append("")
 
     prov = doc.get("provenance")
@@ -312,14 +306,20 @@ def _seed_ensemble(doc: Mapping[str, Any], names: Sequence[str], *, decimals: in
                                 *(_fmt_value(n, metrics[n], decimals=decimals) for n in shown)]) + " |", ""]
     per_subject = ens.get("per_subject") or {}
     if per_subject:
-        sub_names = [n for n in _ordered_metric_names(list(next(iter(per_subject.values())))) if n != "n_windows"]
-        lines += ["Per subject:", "",
-                  "| " + " | ".join(["Subject", *(_md_escape(METRIC_DISPLAY_NAMES.get(n, n)) for n in sub_names)]) + " |",
-                  "|" + "|".join(["---"] + ["---:"] * len(sub_names)) + "|"]
-        for subject, m in per_subject.items():
-            lines.append("| " + " | ".join([_md_escape(subject),
-                                            *(_fmt_value(n, m.get(n), decimals=decimals) for n in sub_names)]) + " |")
-        lines.append("")
+        lines += ["Per subject:", "", *_subject_table(per_subject, lambda n, v: _fmt_value(n, v, decimals=decimals)),
+                  ""]
+    return lines
+
+
+def _subject_table(per_subject: Mapping[str, Mapping[str, Any]], cell, *, windows=None) -> list[str]:
+    """A markdown table, one row per subject: ``cell(metric name, value)`` formats each metric; ``windows(m)``,
+    when given, fills a "Windows" column."""
+    names = [n for n in _ordered_metric_names(list(next(iter(per_subject.values())))) if n != "n_windows"]
+    cols = ["Subject", *(["Windows"] if windows else []), *(METRIC_DISPLAY_NAMES.get(n, n) for n in names)]
+    lines = ["| " + " | ".join(_md_escape(c) for c in cols) + " |", "|" + "|".join(["---"] + ["---:"] * (len(cols) - 1)) + "|"]
+    for subject, m in per_subject.items():
+        row = [_md_escape(subject), *([windows(m)] if windows else []), *(cell(n, m.get(n)) for n in names)]
+        lines.append("| " + " | ".join(row) + " |")
     return lines
 
 

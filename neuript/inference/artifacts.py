@@ -21,7 +21,7 @@ from neuript.model.io import DEFAULT_INPUT_TRANSFORM, is_artifact, locate_artifa
 from neuript.runtime import fingerprint
 
 __all__ = ["load_classifier", "load_pretrained", "save_model", "is_saved_model",
-           "model_input", "input_transform", "input_alignment", "store_fingerprint"]
+           "model_input", "input_transform", "input_alignment", "input_feature_norm", "store_fingerprint"]
 
 
 def store_fingerprint(path: str | os.PathLike) -> str:
@@ -126,17 +126,31 @@ def model_input(meta: dict[str, Any]) -> ModelInput:
 
 
 def input_transform(meta: dict[str, Any]):
-    """The function from µV windows to model input recorded in the artifact (A-law with its constant)."""
-    from neuript.data.preprocess import alaw
+    """The function from (aligned) µV windows to model input recorded in the artifact: the pre-emphasis filter
+    if the model was trained with one, then A-law with its constant."""
+    from neuript.data.preprocess import alaw, preemphasis
 
     t = meta.get("input_transform") or DEFAULT_INPUT_TRANSFORM
     name = t.get("name", "alaw") if isinstance(t, dict) else str(t)
+    coef = float(t.get("preemphasis", 0.0)) if isinstance(t, dict) else 0.0
+    gain = float(t.get("preemphasis_gain", 1.0)) if isinstance(t, dict) else 1.0
+
+    def filtered(x):
+        return preemphasis(x, coef, gain) if coef else x
+
     if name == "alaw":
         a = float(t.get("A", DEFAULT_INPUT_TRANSFORM["A"])) if isinstance(t, dict) else DEFAULT_INPUT_TRANSFORM["A"]
-        return lambda x: alaw(x, A=a)
+        return lambda x: alaw(filtered(x), A=a)
     if name in ("none", "identity", None):
-        return lambda x: x
+        return filtered
     raise ValueError(f"unknown input transform {t!r} in the model artifact; this neuript knows 'alaw' and 'none'")
+
+
+def input_feature_norm(meta: dict[str, Any]) -> str:
+    """The feature normalisation group a model was trained with (``"none"``, ``"subject"``, ``"recording"``;
+    :mod:`neuript.inference.featnorm`)."""
+    t = meta.get("input_transform") or {}
+    return str(t.get("feature_norm", "none")) if isinstance(t, dict) else "none"
 
 
 def input_alignment(meta: dict[str, Any]):

@@ -70,7 +70,7 @@ def evaluate_run(run: str | Path, *, split: str | None = None, stores: list[str]
                             title=title, baselines=baselines)
     cfg = meta["config"]
     stores = stores or cfg["stores"]
-    align = dict(align=cfg.get("align", "none"), align_by=cfg.get("align_by", "subject"))
+    align = _dataset_options(cfg, run)
     note = None
     if meta.get("fold") and split is None and stores == cfg["stores"]:
         ds = _fold_heldout(cfg, meta["fold"])  # one fold of a cross-validation run: its held-out subjects
@@ -94,11 +94,28 @@ def _read_meta(run: Path) -> dict[str, Any]:
     return json.loads(path.read_text())
 
 
+def _dataset_options(cfg: dict[str, Any], run: Path) -> dict[str, Any]:
+    """Dataset options of a fixed-split run: its alignment and pre-emphasis, with the pre-emphasis gain its
+    models recorded (that of its training windows)."""
+    from neuript.model.io import read_metadata
+    from neuript.train.finetune import dataset_options
+
+    opts = dataset_options(cfg)
+    if opts["preemphasis"]:
+        t = read_metadata(_seed_dirs(run)[0] / "model").get("input_transform") or {}
+        opts["preemphasis_gain"] = float(t.get("preemphasis_gain", 1.0))
+    return opts
+
+
 def _protocol(cfg: dict[str, Any]) -> str:
     align, by = cfg.get("align", "none"), cfg.get("align_by", "subject")
-    return ("paper protocol (no alignment)" if align == "none" else
-            f"transductive per-{by} alignment ({align}), computed from the unlabeled windows of each {by} of "
-            "the evaluated split")
+    fn = cfg.get("feature_norm", "none")
+    if align == "none" and fn == "none":
+        return "paper protocol (no alignment)"
+    parts = ([f"per-{by} alignment ({align})"] if align != "none" else []) + (
+        [f"per-{fn} feature normalisation"] if fn != "none" else [])
+    return (f"transductive {' and '.join(parts)}, computed from the unlabeled windows of each "
+            f"{by if align != 'none' else fn} of the evaluated split")
 
 
 def _split_dataset(cfg: dict[str, Any], stores: list[str], split: str | None, align: dict[str, str]):
@@ -126,9 +143,11 @@ def _split_dataset(cfg: dict[str, Any], stores: list[str], split: str | None, al
 def _pool(cfg: dict[str, Any]):
     from neuript.evaluate.folds import load_pool
 
+    from neuript.train.finetune import dataset_options
+
     return load_pool(cfg["stores"], train_split=cfg.get("train_split", "train"),
                      val_split=cfg.get("val_split", "val"), test_split=cfg.get("test_split", "test"),
-                     align=cfg.get("align", "none"), align_by=cfg.get("align_by", "subject"))
+                     **dataset_options(cfg))
 
 
 def _fold_heldout(cfg: dict[str, Any], fold: dict[str, Any], pool=None):
@@ -208,7 +227,8 @@ def _evaluate_seeds(run: Path, meta: dict[str, Any], ds, *, split: str, note: st
     labels = subjects = None
     for seed_dir in _seed_dirs(run):
         model, _ = load_classifier(seed_dir / "model", device=dev)
-        probs, labels, index = predict_dataset(model, ds, batch_size=batch_size, device=dev)
+        probs, labels, index = predict_dataset(model, ds, batch_size=batch_size, device=dev,
+                                               feature_norm=cfg.get("feature_norm", "none"))
         per_seed[seed_dir.name] = compute_metrics(labels, probs, n_classes=n_classes)
         all_probs[seed_dir.name] = probs
         collapsed = collapse_warning(probs.argmax(1), class_names)
@@ -228,6 +248,8 @@ def _evaluate_seeds(run: Path, meta: dict[str, Any], ds, *, split: str, note: st
         "split": split,
         "protocol": _protocol(cfg),
         "alignment": cfg.get("align", "none"),
+        "feature_norm": cfg.get("feature_norm", "none"),
+        "preemphasis": float(cfg.get("preemphasis", 0.0) or 0.0),
         "note": note,
         "n_windows": int(len(ds)),
         "class_counts": {class_names[c]: int((labels == c).sum()) for c in range(n_classes)},
@@ -341,6 +363,8 @@ def _evaluate_cv(run: Path, meta: dict[str, Any], *, device: str, batch_size: in
         "split": "held-out (cross-validation)",
         "protocol": f"{_describe_cv(cv)}; {_protocol(cfg)}",
         "alignment": cfg.get("align", "none"),
+        "feature_norm": cfg.get("feature_norm", "none"),
+        "preemphasis": float(cfg.get("preemphasis", 0.0) or 0.0),
         "note": None,
         "cv": {"scheme": cv["cv"], "n_folds": len(cv["folds"]), "pool": cv["pool"],
                "inner_validation": cv.get("inner_validation"), "folds": folds_out},

@@ -69,6 +69,11 @@ class ExportableClassifier(nn.Module):
         super().__init__()
         if not model.positions.numel():
             raise ValueError("the model has no electrode positions; build it with chs_info / ch_names / positions")
+        featnorm = (getattr(model, "metadata", None) or {}).get("input_transform", {}).get("feature_norm", "none")
+        if featnorm != "none":
+            raise ValueError(f"the model was trained with --feature-norm {featnorm}: its head needs the feature "
+                             "statistics of a whole subject or recording, which an exported single-window "
+                             "program cannot compute; export a model trained with --feature-norm none")
         self.model = model
         with torch.no_grad():
             pe = model.encoder.electrode_encoding(model.positions)

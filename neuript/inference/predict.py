@@ -30,8 +30,12 @@ def probabilities(logits: torch.Tensor) -> torch.Tensor:
 
 @torch.no_grad()
 def predict_dataset(model, dataset, *, batch_size: int = 64, device: torch.device | str = "cpu",
-                    precision: str = "fp32", return_logits: bool = False):
+                    precision: str = "fp32", return_logits: bool = False, feature_norm: str = "none"):
     """Predict every window of a :class:`neuript.data.loader.WindowDataset`.
+
+    ``feature_norm`` (``"subject"`` / ``"recording"``, for a model trained with ``--feature-norm``): the pooled
+    features of every window are standardised with the statistics of all windows of its group in ``dataset``
+    (:mod:`neuript.inference.featnorm`; one extra forward pass over the dataset).
 
     Returns
     -------
@@ -45,11 +49,21 @@ def predict_dataset(model, dataset, *, batch_size: int = 64, device: torch.devic
     device = torch.device(device)
     was_training = model.training
     model.eval()
+    stats = keys = None
+    if feature_norm != "none":
+        from neuript.inference.featnorm import batch_stats, group_feature_stats, group_keys
+
+        keys = group_keys(dataset, feature_norm)
+        stats = group_feature_stats(model, dataset, feature_norm, device=device, precision=precision,
+                                    batch_size=batch_size, keys=keys)
     loader = make_loader(dataset, batch_size=batch_size, shuffle=False, seed=0, num_workers=0)
     probs, labels, index, raw = [], [], [], []
     for batch in loader:
+        fs = None
+        if stats is not None:
+            fs = tuple(t.to(device) for t in batch_stats(stats, keys[batch["index"].numpy()]))
         with autocast(device, precision):
-            logits = model(batch["x"].to(device)).float()
+            logits = model(batch["x"].to(device), feature_stats=fs).float()
         probs.append(probabilities(logits).cpu().numpy())
         raw.append(logits.cpu().numpy())
         labels.append(batch["label"].numpy())
@@ -64,12 +78,21 @@ def predict_dataset(model, dataset, *, batch_size: int = 64, device: torch.devic
 
 @torch.no_grad()
 def run_windows(model, windows: np.ndarray, *, transform: Callable, device, batch_size: int = 64,
-                what: str = "probs", precision: str = "fp32") -> np.ndarray:
+                what: str = "probs", precision: str = "fp32", feature_norm: bool = False) -> np.ndarray:
     """Model outputs for µV windows (n, C, T): class probabilities or (``what="embed"``) the pooled embedding
-    the head reads (``forward_head(..., pre_logits=True)``)."""
+    the head reads (``forward_head(..., pre_logits=True)``). ``feature_norm``: the windows are one group (one
+    recording) whose feature statistics standardise every window's features before the linear layer."""
     device = torch.device(device)
     model.eval()
     outs = []
+    if feature_norm and what == "probs" and len(windows):
+        from neuript.inference.featnorm import stats_of
+
+        flat = torch.from_numpy(run_windows(model, windows, transform=transform, device=device,
+                                            batch_size=batch_size, what="embed", precision=precision)).to(device)
+        mean, std = stats_of(flat)
+        logits = model.final_layer.classify(((flat - mean) / std).to(model.final_layer.linear.weight.dtype))
+        return probabilities(logits.float()).cpu().numpy()
     for i in range(0, len(windows), batch_size):
         x = torch.from_numpy(np.ascontiguousarray(transform(windows[i:i + batch_size]), dtype=np.float32)).to(device)
         with autocast(device, precision):
@@ -111,7 +134,7 @@ def _run(model, data, what: str, *, stride_s, allow_missing, rename, device, bat
          max_interpolated=None):
     """Model outputs (``what``: probs / embed) for every window of ``data``, its windows and the model metadata:
     the model's preprocessing, alignment (if it was trained with one) and input transform applied."""
-    from neuript.inference.artifacts import input_alignment, input_transform
+    from neuript.inference.artifacts import input_alignment, input_feature_norm, input_transform
 
     check_precision(precision)
     check_positive("stride", stride_s, allow_none=True)
@@ -121,7 +144,8 @@ def _run(model, data, what: str, *, stride_s, allow_missing, rename, device, bat
     rw, _ = _windows(meta, data, stride_s=stride_s, allow_missing=allow_missing, rename=rename,
                      max_interpolated=max_interpolated)
     out = run_windows(model, input_alignment(meta)(rw.windows), transform=input_transform(meta), device=dev,
-                      batch_size=batch_size, what=what, precision=precision)
+                      batch_size=batch_size, what=what, precision=precision,
+                      feature_norm=input_feature_norm(meta) != "none")
     return out, rw, meta
 
 

@@ -92,6 +92,11 @@ class StreamingPredictor:
             # offline, a recording is aligned with its own windows; a stream has no whole recording to align with
             raise ValueError(f"this model was trained with --align {align}, which needs a whole recording: run it "
                              "with `neuript predict` on a recorded file, or stream a model trained with --align none")
+        featnorm = (self.meta.get("input_transform") or {}).get("feature_norm", "none")
+        if featnorm != "none":
+            raise ValueError(f"this model was trained with --feature-norm {featnorm}, which standardises features "
+                             "with a whole recording's statistics: run it with `neuript predict` on a recorded "
+                             "file, or stream a model trained with --feature-norm none")
         spec = model_input(self.meta)
         # a stream has no recording-level crop or minimum duration
         self.pp = dataclasses.replace(spec.preprocessing, crop_start_s=0.0, crop_end_s=0.0, min_duration_s=None)

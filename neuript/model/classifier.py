@@ -50,6 +50,9 @@ class NeurIPT(nn.Module):
         (default ``"functional"``; ``"mean"`` = one group of all channels).
     n_pooled_blocks : int, optional
         The head pools the embedding plus the last ``n_pooled_blocks`` block outputs (default: all blocks).
+    pool : {"mean", "meanstd"}
+        IILP statistics over time: the mean (the paper's head) or the mean and the log standard deviation
+        (:class:`~neuript.model.heads.IILPHead`).
     input_window_seconds : float, optional
         Window length in seconds; gives ``n_times`` with ``sfreq`` (braindecode's convention).
     **encoder_kwargs
@@ -57,11 +60,14 @@ class NeurIPT(nn.Module):
 
     Notes
     -----
-    ``forward(x, *, positions=None, groups=None, return_features=False)``: ``positions`` / ``groups`` switch to
+    ``forward(x, *, positions=None, groups=None, return_features=False, feature_stats=None)``: ``positions`` /
+    ``groups`` switch to
     another montage for this call (``groups`` must keep the number of groups the head was built with). With
     ``positions`` of another channel count and no ``groups``, the construction-time scheme (e.g.
     ``"functional"``) is re-applied to the new positions. ``forward == forward_head(forward_features(x))``
     (timm's contract); :attr:`aux_loss` is the *unweighted* MoE auxiliary loss of the last forward.
+    ``feature_stats=(mean, std)`` standardises the flattened pooled features before the linear layer (per-subject
+    feature normalisation, :mod:`neuript.inference.featnorm`).
 
     The braindecode attributes ``n_chans, n_outputs, n_times, sfreq, chs_info, input_window_seconds`` are
     readable and saved with the model; :attr:`metadata` carries what a saved model needs beyond its weights
@@ -80,6 +86,7 @@ class NeurIPT(nn.Module):
         positions: Any = None,
         groups: str | Sequence[Sequence[int]] | None = "functional",
         n_pooled_blocks: int | None = None,
+        pool: str = "mean",
         input_window_seconds: float | None = None,
         **encoder_kwargs,
     ) -> None:
@@ -108,11 +115,13 @@ class NeurIPT(nn.Module):
         self.metadata: dict[str, Any] = {}
         self.register_buffer("positions", pos if pos is not None else torch.empty(0, 3), persistent=False)
         self.register_buffer("group_weights", group_matrix(group_list, n_chans), persistent=False)
+        self.pool = pool
         self.final_layer = IILPHead(
             d_model=self.encoder.cfg.d_model,
             n_groups=len(group_list),
             n_pooled=self.n_pooled_blocks + 1,
             n_outputs=self.n_outputs,
+            pool=pool,
         )
         self._aux_loss: torch.Tensor | None = None
 
@@ -130,6 +139,7 @@ class NeurIPT(nn.Module):
             positions=self.positions.tolist() if self.positions.numel() else None,
             groups=self.groups,
             n_pooled_blocks=self.n_pooled_blocks,
+            pool=self.pool,
             **self.encoder.cfg.to_dict(),
         )
 
@@ -215,6 +225,7 @@ class NeurIPT(nn.Module):
             n_groups=len(self.groups),
             n_pooled=self.n_pooled_blocks + 1,
             n_outputs=self.n_outputs,
+            pool=self.pool,
         ).to(device=ref.device, dtype=ref.dtype)
 
     @property
@@ -271,11 +282,21 @@ class NeurIPT(nn.Module):
         features, weights = self._encode(x, positions, groups)
         return self.final_layer.pool(self.pooled_features(features), weights, flatten=False)
 
-    def forward_head(self, features: torch.Tensor, *, pre_logits: bool = False) -> torch.Tensor:
+    def forward_head(self, features: torch.Tensor, *, pre_logits: bool = False,
+                     feature_stats: tuple[torch.Tensor, torch.Tensor] | None = None) -> torch.Tensor:
         """Pooled features (B, n_pooled, n_groups, d) -> logits (B, n_outputs), or with ``pre_logits`` the
-        flattened embedding (B, n_pooled * n_groups * d) the linear layer reads (what ``neuript embed`` saves)."""
+        flattened embedding (B, n_pooled * n_groups * d) the linear layer reads (what ``neuript embed`` saves).
+
+        ``feature_stats``: ``(mean, std)``, each (F,) or (B, F) for the F flattened features, the statistics of
+        the window's subject (or recording); the linear layer then reads ``(flat - mean) / std``. ``pre_logits``
+        always returns the raw embedding."""
         flat = features.flatten(1)
-        return flat if pre_logits else self.final_layer.classify(flat)
+        if pre_logits:
+            return flat
+        if feature_stats is not None:
+            mean, std = feature_stats
+            flat = ((flat.float() - mean.float()) / std.float()).to(flat.dtype)
+        return self.final_layer.classify(flat)
 
     def forward(
         self,
@@ -284,9 +305,10 @@ class NeurIPT(nn.Module):
         positions: Any = None,
         groups: str | Sequence[Sequence[int]] | None = None,
         return_features: bool = False,
+        feature_stats: tuple[torch.Tensor, torch.Tensor] | None = None,
     ):
         """x (B, C, T) -> logits (B, n_outputs) [, list of encoder outputs (B, C, L_i, d)]."""
         features, weights = self._encode(x, positions, groups)
         pooled = self.final_layer.pool(self.pooled_features(features), weights, flatten=False)
-        logits = self.forward_head(pooled)
+        logits = self.forward_head(pooled, feature_stats=feature_stats)
         return (logits, features) if return_features else logits

@@ -27,7 +27,9 @@ import torch
 import torch.nn.functional as F
 
 from neuript.inference.artifacts import is_saved_model, load_pretrained, store_fingerprint
+from neuript.inference.featnorm import FEATURE_NORMS, batch_stats, group_feature_stats, group_keys
 from neuript.inference.predict import predict_dataset
+from neuript.model.heads import POOLINGS
 from neuript.runtime import (OptionError, autocast, fingerprint, now_iso, resolve_device, resolve_precision,
                              seed_everything, versions)
 from neuript._atomic import atomic_write_text
@@ -89,6 +91,19 @@ class FinetuneConfig:
         standardisation) or ``"euclidean"`` (Euclidean alignment). Transductive at test time: a test subject's
         transform comes from that subject's test windows. Recorded with the model; ``predict`` aligns a new
         recording with its own windows.
+    preemphasis
+        Pre-emphasis coefficient of the input (``x[t] - a x[t-1]``, :func:`neuript.data.preprocess.preemphasis`),
+        applied after the alignment, before A-law; scaled so the training windows keep their standard deviation
+        (the gain is recorded with the model). 0 (default): the paper's input. It tilts the 1/f EEG spectrum
+        toward alpha and beta (docs/training.md).
+    pool
+        IILP statistics over time: ``"mean"`` (the paper's head) or ``"meanstd"`` (mean and log standard
+        deviation, :class:`neuript.model.heads.IILPHead`).
+    feature_norm, feature_norm_windows
+        ``"none"`` (default, the paper's head), ``"subject"`` or ``"recording"``: the pooled features are
+        standardised with the statistics of their subject's (recording's) windows before the linear layer
+        (:mod:`neuript.inference.featnorm`); in training from ``feature_norm_windows`` random windows per group,
+        refreshed every epoch. Label-free and transductive at test time, like ``align``.
     cv
         ``None`` (default): the stores' fixed train/val/test split. ``"loso"`` (leave one subject out) or
         ``"kfold:K"``: subject-wise cross-validation over the stores' train + val subjects (every labelled subject
@@ -136,6 +151,10 @@ class FinetuneConfig:
     optimizer_state: str = "fp32"
     align: str = "none"
     align_by: str = "subject"
+    preemphasis: float = 0.0
+    pool: str = "mean"
+    feature_norm: str = "none"
+    feature_norm_windows: int = 24
     cv: str | None = None
     cv_val_fraction: float = 0.2
     tensorboard: bool = False
@@ -172,20 +191,23 @@ def accumulate_gradients(
     device: torch.device,
     precision: str,
     return_logits: bool = False,
+    feature_stats: tuple[torch.Tensor, torch.Tensor] | None = None,
 ):
     """Backpropagate ``loss_fn(model(x), y) + aux_weight * MoE aux loss`` over micro-batches of
     ``micro_batch_size`` windows, each weighted by its share of the batch, so the accumulated gradients are those
     of the batch mean (the MoE balancing loss is per micro-batch). Returns the batch loss (and with
-    ``return_logits`` the detached logits of the batch)."""
+    ``return_logits`` the detached logits of the batch). ``feature_stats``: per-window (mean, std) of the
+    pooled features (:mod:`neuript.inference.featnorm`), split with the batch."""
     kept: list[torch.Tensor] = []
 
-    def loss_of(xs, ys):
+    def loss_of(xs, ys, *stats):
         with autocast(device, precision):
-            logits = model(xs)
+            logits = model(xs, feature_stats=tuple(stats) if stats else None)
             kept.append(logits.detach().float())
             return loss_fn(logits, ys) + aux_weight * model.aux_loss, {}
 
-    loss = backward_in_micro_batches((x, y), micro_batch_size, loss_of)[0]
+    tensors = (x, y) + (tuple(feature_stats) if feature_stats is not None else ())
+    loss = backward_in_micro_batches(tensors, micro_batch_size, loss_of)[0]
     return (loss, torch.cat(kept)) if return_logits else loss
 
 
@@ -285,6 +307,14 @@ class FinetuneData:
     fingerprint: str
 
 
+def dataset_options(cfg) -> dict[str, Any]:
+    """The :class:`~neuript.data.loader.WindowDataset` options of a fine-tuning config (a
+    :class:`FinetuneConfig` or its ``to_dict()``): alignment and pre-emphasis."""
+    get = cfg.get if isinstance(cfg, dict) else lambda k, d=None: getattr(cfg, k, d)
+    return dict(align=get("align", "none"), align_by=get("align_by", "subject"),
+                preemphasis=float(get("preemphasis", 0.0) or 0.0))
+
+
 def load_finetune_data(cfg) -> FinetuneData:
     """Datasets of the train/val/test splits of ``cfg.stores`` and what the model needs to know about them."""
     import warnings
@@ -293,12 +323,13 @@ def load_finetune_data(cfg) -> FinetuneData:
 
     if not cfg.stores:
         raise ValueError("give at least one store to fine-tune on")
-    align = dict(align=cfg.align, align_by=cfg.align_by)
-    train = WindowDataset(list(cfg.stores), split=cfg.train_split, **align)
+    opts = dataset_options(cfg)
+    train = WindowDataset(list(cfg.stores), split=cfg.train_split, **opts)
+    opts["preemphasis_gain"] = train.preemphasis_gain  # validation and test data are filtered alike
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", UserWarning)  # an empty test split is reported by the evaluation
-        val = WindowDataset(list(cfg.stores), split=cfg.val_split, **align)
-        test = WindowDataset(list(cfg.stores), split=cfg.test_split, **align)
+        val = WindowDataset(list(cfg.stores), split=cfg.val_split, **opts)
+        test = WindowDataset(list(cfg.stores), split=cfg.test_split, **opts)
     if len(train) == 0:
         raise ValueError(f"split {cfg.train_split!r} of {list(cfg.stores)} has no windows (for stores without a "
                          "train/val/test split, cross-validate: --cv loso or --cv kfold:K)")
@@ -349,7 +380,8 @@ def build_classifier_for(cfg: "FinetuneConfig", data: FinetuneData) -> torch.nn.
     from neuript.model.presets import preset_config
 
     common = dict(n_outputs=data.n_outputs, n_chans=len(data.ch_names), n_times=data.n_times, sfreq=data.sfreq,
-                  ch_names=data.ch_names, positions=np.asarray(data.positions).tolist(), groups=cfg.groups)
+                  ch_names=data.ch_names, positions=np.asarray(data.positions).tolist(), groups=cfg.groups,
+                  pool=cfg.pool)
     if cfg.pretrained:
         free = {k: v for k, v in cfg.model_overrides.items() if k in FREE_ENCODER_SETTINGS}
         return NeurIPT.from_pretrain(load_pretrained(cfg.pretrained), encoder_overrides=free, **common)
@@ -431,8 +463,14 @@ def _train_one_seed(cfg: FinetuneConfig, seed: int, data: FinetuneData, device: 
     step = 0
     where = f"{out.name} " if cfg.cv else ""  # a fold's progress lines name the fold
     progress = Progress(total=cfg.epochs * steps_per_epoch * cfg.batch_size, desc=f"finetune {where}seed {seed}")
+    train_keys = group_keys(data.train, cfg.feature_norm) if cfg.feature_norm != "none" else None
     for epoch in range(cfg.epochs):
         _set_encoder_trainable(model, epoch >= cfg.freeze_epochs)
+        stats = None
+        if train_keys is not None:  # each training subject's feature statistics under the current weights
+            stats = group_feature_stats(model, data.train, cfg.feature_norm, device=device, precision=cfg.precision,
+                                        max_per_group=cfg.feature_norm_windows, keys=train_keys,
+                                        rng=np.random.default_rng([seed, epoch]), batch_size=cfg.batch_size)
         model.train()
         loader.batch_sampler.set_epoch(epoch)
         losses, train_pred, train_true = [], [], []
@@ -443,10 +481,13 @@ def _train_one_seed(cfg: FinetuneConfig, seed: int, data: FinetuneData, device: 
             if crop is not None:
                 x = random_crop(x, crop)
             y = batch["label"].to(device)
+            fs = None
+            if stats is not None:
+                fs = tuple(t.to(device) for t in batch_stats(stats, train_keys[batch["index"].numpy()]))
             optimizer.zero_grad(set_to_none=True)
             loss, logits = accumulate_gradients(model, loss_fn, x, y, micro_batch_size=micro,
                                                 aux_weight=cfg.aux_weight, device=device, precision=cfg.precision,
-                                                return_logits=True)
+                                                return_logits=True, feature_stats=fs)
             torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
             optimizer.step()
             scheduler.step()
@@ -461,7 +502,7 @@ def _train_one_seed(cfg: FinetuneConfig, seed: int, data: FinetuneData, device: 
             progress.update(x.shape[0], loss=losses[-1])
         val_probs, val_labels, _, val_logits = predict_dataset(model, data.val, batch_size=cfg.batch_size,
                                                                device=device, precision=cfg.precision,
-                                                               return_logits=True)
+                                                               return_logits=True, feature_norm=cfg.feature_norm)
         val_metrics = compute_metrics(val_labels, val_probs, n_classes=data.n_classes)
         score = val_metrics["balanced_accuracy"]
         with torch.no_grad():
@@ -514,7 +555,8 @@ def _train_one_seed(cfg: FinetuneConfig, seed: int, data: FinetuneData, device: 
         seed_dir / "model", kind="finetune", label_names=data.label_names,
         preprocessing=data.preprocessing.get("preprocess", data.preprocessing),
         input_transform={"name": "alaw", "A": 0.25, "align": cfg.align, "align_by": cfg.align_by,
-                         "align_scale_uv": data.train.align_scale_uv},
+                         "align_scale_uv": data.train.align_scale_uv, "preemphasis": data.train.preemphasis,
+                         "preemphasis_gain": data.train.preemphasis_gain, "feature_norm": cfg.feature_norm},
         provenance={**provenance, "lr": lr},
         metrics={"best_val_balanced_accuracy": best["score"]},
     )
@@ -533,6 +575,11 @@ def finetune(cfg: FinetuneConfig) -> Path:
 
     check_choice("align", cfg.align, ALIGNMENTS)
     check_choice("align_by", cfg.align_by, ALIGN_BY)
+    check_choice("feature_norm", cfg.feature_norm, FEATURE_NORMS)
+    check_choice("pool", cfg.pool, POOLINGS)
+    check_positive("feature_norm_windows", cfg.feature_norm_windows, integer=True)
+    if not 0.0 <= cfg.preemphasis <= 1.0:
+        raise OptionError(f"--preemphasis must lie in [0, 1] (0: off, 1: the first difference), got {cfg.preemphasis}")
     check_choice("loss", cfg.loss, tuple(LOSSES))
     check_positive("lr", cfg.lr, allow_none=True)
     check_positive("train-crop", cfg.train_crop_s, allow_none=True)
@@ -644,7 +691,7 @@ def _finetune_cv(cfg: FinetuneConfig, device: torch.device, out: Path) -> None:
     if not cfg.stores:
         raise ValueError("give at least one store to fine-tune on")
     pool, keys, what = load_pool(cfg.stores, train_split=cfg.train_split, val_split=cfg.val_split,
-                                 test_split=cfg.test_split, align=cfg.align, align_by=cfg.align_by)
+                                 test_split=cfg.test_split, **dataset_options(cfg))
     folds = make_folds(pool.windows, cv=cfg.cv, val_fraction=cfg.cv_val_fraction)
     subjects, counts = np.unique(keys, return_counts=True)
     assignment = {
