@@ -54,8 +54,9 @@ ARMS = ("scratch", "scratch_aligned", "scratch_preemph", "scratch_featnorm", "pr
 
 #: the recipe of docs/training.md: pre-emphasis 0.9 of the input, mean + log-std IILP pooling, lr 2e-3, whole
 #: windows (2.5 s crops give crop-sized log-std features that the per-subject statistics of whole windows do not
-#: fit: training losses of 2-5 in the first epoch); the ``_featnorm`` arms add per-subject feature normalisation
-RECIPE = dict(lr=2e-3, train_crop_s=None, preemphasis=0.9, pool="meanstd")
+#: fit: training losses of 2-5 in the first epoch); 3 epochs (252 steps at batch 16 on the EEGMAT training split).
+#: The ``_featnorm`` arms add per-subject feature normalisation. Measured: benchmarks/eegmat_exp/FINDINGS.md §12.
+RECIPE = dict(lr=2e-3, train_crop_s=None, preemphasis=0.9, pool="meanstd", epochs=3)
 
 
 def _per_subject(table_like: dict) -> dict[str, float]:
@@ -87,7 +88,7 @@ def main(argv=None) -> int:
     p.add_argument("--pretrain-batch", type=int, default=16)
     p.add_argument("--pretrain-reject-uv", type=float, default=None,
                    help="amplitude rejection for the pretraining windows (paper: 100; default off, see docstring)")
-    p.add_argument("--epochs", type=int, default=10)
+    p.add_argument("--epochs", type=int, default=10, help="fine-tuning epochs of the arms outside the recipe")
     p.add_argument("--batch-size", type=int, default=16)
     p.add_argument("--lr", type=float, default=None, help="fine-tuning peak LR (default: neuript finetune's)")
     p.add_argument("--patience", type=int, default=4)
@@ -163,10 +164,10 @@ def main(argv=None) -> int:
         if key not in arms_wanted:
             continue
         t = time.perf_counter()
-        opts = {"lr": args.lr, **options}
+        opts = {"lr": args.lr, "epochs": args.epochs, **options}
         run = finetune(FinetuneConfig(stores=[str(eegmat)], out=str(out / f"ft_{key}"),
                                       pretrained=str(pretrained) if pretrained else None, preset=args.preset,
-                                      model_overrides=overrides, epochs=args.epochs, batch_size=args.batch_size,
+                                      model_overrides=overrides, batch_size=args.batch_size,
                                       patience=args.patience, seeds=seeds, precision=args.precision, **opts))
         timings[name] = time.perf_counter() - t
         arms[name] = json.loads((run / "report.json").read_text())
