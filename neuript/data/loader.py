@@ -17,10 +17,18 @@ import torch
 from neuript.data.preprocess import alaw
 from neuript.data.store import WindowStore
 
-__all__ = ["WindowDataset", "MontageBatchSampler", "MontageCollate", "make_loader", "GAIN_WINDOWS"]
+__all__ = ["WindowDataset", "MontageBatchSampler", "MontageCollate", "make_loader", "dataset_options", "GAIN_WINDOWS"]
 
 #: windows a dataset reads to set its pre-emphasis gain
 GAIN_WINDOWS = 512
+
+
+def dataset_options(cfg) -> dict[str, Any]:
+    """The :class:`WindowDataset` options (alignment, pre-emphasis) of a fine-tuning configuration: a
+    ``FinetuneConfig`` or its ``to_dict()`` (a run's ``run.json``)."""
+    get = cfg.get if isinstance(cfg, dict) else lambda k, d=None: getattr(cfg, k, d)
+    return dict(align=get("align", "none"), align_by=get("align_by", "subject"),
+                preemphasis=float(get("preemphasis", 0.0) or 0.0))
 
 
 class WindowDataset(torch.utils.data.Dataset):
@@ -113,9 +121,7 @@ class WindowDataset(torch.utils.data.Dataset):
                 from neuript.data.preprocess import preemphasis_gain as gain_of
 
                 ids = np.unique(np.linspace(0, len(self) - 1, min(len(self), GAIN_WINDOWS)).astype(np.int64))
-                self.preemphasis = 0.0  # read the windows unfiltered
-                x = np.stack([item["x"].numpy() for item in self._read(ids, transform=False)])
-                self.preemphasis = float(preemphasis)
+                x = np.stack([item["x"].numpy() for item in self._read(ids, transform=False, filtered=False)])
                 self.preemphasis_gain = gain_of(x, self.preemphasis)
         if splits is not None and len(self._local) == 0:
             import warnings
@@ -207,7 +213,8 @@ class WindowDataset(torch.utils.data.Dataset):
         """Batched fetch (used by the DataLoader): one read per store instead of one per window."""
         return self._read(indices)
 
-    def _read(self, indices: Sequence[int], *, transform: bool = True) -> list[dict[str, Any]]:
+    def _read(self, indices: Sequence[int], *, transform: bool = True, filtered: bool = True) -> list[dict[str, Any]]:
+        """Items of ``indices``: aligned, then (``filtered``) pre-emphasised, then (``transform``) companded."""
         idx = np.asarray(indices, dtype=np.int64)
         if len(idx) and (idx.min() < -len(self) or idx.max() >= len(self)):
             raise IndexError(f"index out of range for dataset of {len(self)} windows")
@@ -226,7 +233,7 @@ class WindowDataset(torch.utils.data.Dataset):
 
                     x = apply_group_transforms(x, self._align_group[idx[sub]], self._align_transforms,
                                                scale_uv=self.align_scale_uv)
-                if self.preemphasis:
+                if self.preemphasis and filtered:
                     from neuript.data.preprocess import preemphasis
 
                     x = preemphasis(x, self.preemphasis, self.preemphasis_gain)

@@ -98,7 +98,7 @@ def _dataset_options(cfg: dict[str, Any], run: Path) -> dict[str, Any]:
     """Dataset options of a fixed-split run: its alignment and pre-emphasis, with the pre-emphasis gain its
     models recorded (that of its training windows)."""
     from neuript.model.io import read_metadata
-    from neuript.train.finetune import dataset_options
+    from neuript.data.loader import dataset_options
 
     opts = dataset_options(cfg)
     if opts["preemphasis"]:
@@ -143,7 +143,7 @@ def _split_dataset(cfg: dict[str, Any], stores: list[str], split: str | None, al
 def _pool(cfg: dict[str, Any]):
     from neuript.evaluate.folds import load_pool
 
-    from neuript.train.finetune import dataset_options
+    from neuript.data.loader import dataset_options
 
     return load_pool(cfg["stores"], train_split=cfg.get("train_split", "train"),
                      val_split=cfg.get("val_split", "val"), test_split=cfg.get("test_split", "test"),

@@ -26,6 +26,7 @@ import pandas as pd
 import torch
 import torch.nn.functional as F
 
+from neuript.data.loader import dataset_options
 from neuript.inference.artifacts import is_saved_model, load_pretrained, store_fingerprint
 from neuript.inference.featnorm import FEATURE_NORMS, batch_stats, group_feature_stats, group_keys
 from neuript.inference.predict import predict_dataset
@@ -305,14 +306,6 @@ class FinetuneData:
     n_times: int
     preprocessing: dict[str, Any]
     fingerprint: str
-
-
-def dataset_options(cfg) -> dict[str, Any]:
-    """The :class:`~neuript.data.loader.WindowDataset` options of a fine-tuning config (a
-    :class:`FinetuneConfig` or its ``to_dict()``): alignment and pre-emphasis."""
-    get = cfg.get if isinstance(cfg, dict) else lambda k, d=None: getattr(cfg, k, d)
-    return dict(align=get("align", "none"), align_by=get("align_by", "subject"),
-                preemphasis=float(get("preemphasis", 0.0) or 0.0))
 
 
 def load_finetune_data(cfg) -> FinetuneData:
