@@ -136,15 +136,23 @@ class WindowDataset(torch.utils.data.Dataset):
         """One transform per (store, subject or recording, montage), from this dataset's windows of it."""
         from neuript.data.align import fit_transform
 
-        w = self.windows
-        col = w["subject"] if self.align_by == "subject" else w["recording"]
-        keys = (w["store"].astype(str) + "|" + w["dataset"].astype(str) + "|" + col.astype(str) + "|"
-                + w["montage"].astype(str)).to_numpy()
+        keys = self.group_keys(self.align_by)
         self._align_group = keys
         for key in np.unique(keys):
             sel = np.flatnonzero(keys == key)
             x = self.stores[int(self._store[sel[0]])].read(self._local[sel])
             self._align_transforms[key] = fit_transform(x, self.align)
+
+    def group_keys(self, by: str) -> np.ndarray:
+        """One key per item: its store, dataset, subject (``by="subject"``) or recording (``by="recording"``) and
+        montage — the group a per-subject transform (alignment, feature normalisation) is fitted on."""
+        if by not in ("subject", "recording"):
+            raise ValueError(f"groups are 'subject' or 'recording', got {by!r}")
+        w = self.windows
+        if len(w) == 0:
+            return np.zeros(0, dtype=object)
+        return (w["store"].astype(str) + "|" + w["dataset"].astype(str) + "|" + w[by].astype(str) + "|"
+                + w["montage"].astype(str)).to_numpy()
 
     @property
     def windows(self):

@@ -141,9 +141,8 @@ def _split_dataset(cfg: dict[str, Any], stores: list[str], split: str | None, al
 
 
 def _pool(cfg: dict[str, Any]):
-    from neuript.evaluate.folds import load_pool
-
     from neuript.data.loader import dataset_options
+    from neuript.evaluate.folds import load_pool
 
     return load_pool(cfg["stores"], train_split=cfg.get("train_split", "train"),
                      val_split=cfg.get("val_split", "val"), test_split=cfg.get("test_split", "test"),

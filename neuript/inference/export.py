@@ -69,7 +69,9 @@ class ExportableClassifier(nn.Module):
         super().__init__()
         if not model.positions.numel():
             raise ValueError("the model has no electrode positions; build it with chs_info / ch_names / positions")
-        featnorm = (getattr(model, "metadata", None) or {}).get("input_transform", {}).get("feature_norm", "none")
+        from neuript.inference.artifacts import input_feature_norm
+
+        featnorm = input_feature_norm(getattr(model, "metadata", None) or {})
         if featnorm != "none":
             raise ValueError(f"the model was trained with --feature-norm {featnorm}: its head needs the feature "
                              "statistics of a whole subject or recording, which an exported single-window "

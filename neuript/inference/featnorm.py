@@ -57,14 +57,11 @@ def stats_of(features: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
 
 def group_keys(dataset, by: str) -> np.ndarray:
     """One key per item of a :class:`~neuript.data.loader.WindowDataset`: its store, dataset, subject (or
-    recording, ``by="recording"``) and montage — the group whose statistics normalise it."""
+    recording, ``by="recording"``) and montage — the group whose statistics normalise it (the groups of
+    ``--align-by``, :meth:`~neuript.data.loader.WindowDataset.group_keys`)."""
     if by not in FEATURE_NORMS[1:]:
         raise ValueError(f"feature normalisation groups are {FEATURE_NORMS[1:]}, got {by!r}")
-    w = dataset.windows
-    if len(w) == 0:
-        return np.zeros(0, dtype=object)
-    return (w["store"].astype(str) + "|" + w["dataset"].astype(str) + "|" + w[by].astype(str) + "|"
-            + w["montage"].astype(str)).to_numpy()
+    return dataset.group_keys(by)
 
 
 def group_feature_stats(model, dataset, by: str, *, device: torch.device | str = "cpu", precision: str = "fp32",

@@ -90,9 +90,7 @@ def run_windows(model, windows: np.ndarray, *, transform: Callable, device, batc
 
         flat = torch.from_numpy(run_windows(model, windows, transform=transform, device=device,
                                             batch_size=batch_size, what="embed", precision=precision)).to(device)
-        mean, std = stats_of(flat)
-        logits = model.final_layer.classify(((flat - mean) / std).to(model.final_layer.linear.weight.dtype))
-        return probabilities(logits.float()).cpu().numpy()
+        return probabilities(model.forward_head(flat, feature_stats=stats_of(flat)).float()).cpu().numpy()
     for i in range(0, len(windows), batch_size):
         x = torch.from_numpy(np.ascontiguousarray(transform(windows[i:i + batch_size]), dtype=np.float32)).to(device)
         with autocast(device, precision):

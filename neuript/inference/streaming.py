@@ -80,7 +80,7 @@ class StreamingPredictor:
         import mne
 
         from neuript.data.recording import ModelInput
-        from neuript.inference.artifacts import input_transform, model_input
+        from neuript.inference.artifacts import input_feature_norm, input_transform, model_input
         from neuript.inference.predict import _as_model
         from neuript.runtime import check_precision, resolve_device
 
@@ -92,7 +92,7 @@ class StreamingPredictor:
             # offline, a recording is aligned with its own windows; a stream has no whole recording to align with
             raise ValueError(f"this model was trained with --align {align}, which needs a whole recording: run it "
                              "with `neuript predict` on a recorded file, or stream a model trained with --align none")
-        featnorm = (self.meta.get("input_transform") or {}).get("feature_norm", "none")
+        featnorm = input_feature_norm(self.meta)
         if featnorm != "none":
             raise ValueError(f"this model was trained with --feature-norm {featnorm}, which standardises features "
                              "with a whole recording's statistics: run it with `neuript predict` on a recorded "
